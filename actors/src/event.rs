@@ -1,0 +1,377 @@
+//! The events arus counts, in the seed's JSON shapes, and their validation.
+//!
+//! The same checks run at ingest (a 400 naming the field) and at consume (a
+//! record another producer wrote in a bad shape is skipped, never counted), so
+//! records any Kafka producer writes in these shapes count exactly like arus's own.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// What a user did. The seed's four kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Login,
+    Logout,
+    Purchase,
+    View,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 4] = [
+        EventType::Login,
+        EventType::Logout,
+        EventType::Purchase,
+        EventType::View,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Login => "login",
+            EventType::Logout => "logout",
+            EventType::Purchase => "purchase",
+            EventType::View => "view",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// A user event as written to `user-events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserEvent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    pub user_id: String,
+    pub event_type: EventType,
+    #[serde(serialize_with = "iso8601")]
+    pub timestamp: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// A page view as written to `page-views`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    pub user_id: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(serialize_with = "iso8601")]
+    pub timestamp: DateTime<Utc>,
+    /// Time on the page, as the client reports it (the seed leaves the unit
+    /// to the client; arus only sums and averages it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+}
+
+/// Either kind of event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    User(UserEvent),
+    Page(PageView),
+}
+
+impl Event {
+    pub fn user_id(&self) -> &str {
+        match self {
+            Event::User(e) => &e.user_id,
+            Event::Page(p) => &p.user_id,
+        }
+    }
+
+    pub fn timestamp_ms(&self) -> i64 {
+        match self {
+            Event::User(e) => e.timestamp.timestamp_millis(),
+            Event::Page(p) => p.timestamp.timestamp_millis(),
+        }
+    }
+}
+
+fn iso8601<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// A field that failed validation, with the path to it (`[3].eventType` in a batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, for an item inside a batch.
+    pub fn in_item(self, index: usize) -> Self {
+        let field = if self.field.is_empty() {
+            format!("[{index}]")
+        } else {
+            format!("[{index}].{}", self.field)
+        };
+        Self { field, ..self }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// How a missing `timestamp` is filled: the time of ingest, or the Kafka
+/// record's timestamp when consuming another producer's record.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub now: DateTime<Utc>,
+}
+
+fn object(value: &Value) -> Result<&Map<String, Value>, ValidationError> {
+    value
+        .as_object()
+        .ok_or_else(|| ValidationError::new("", "must be a JSON object"))
+}
+
+fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, ValidationError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(ValidationError::new(field, "is required")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(ValidationError::new(field, "must not be empty"))
+        }
+        Some(Value::String(s)) if s.len() > 1024 => Err(ValidationError::new(
+            field,
+            "must be at most 1024 bytes long",
+        )),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ValidationError::new(field, "must be a string")),
+    }
+}
+
+fn optional_timestamp(
+    obj: &Map<String, Value>,
+    defaults: Defaults,
+) -> Result<DateTime<Utc>, ValidationError> {
+    match obj.get("timestamp") {
+        None | Some(Value::Null) => Ok(defaults.now),
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ValidationError::new(
+                    "timestamp",
+                    "must be an ISO-8601 date-time like 2024-01-31T12:00:00.000Z",
+                )
+            }),
+        Some(_) => Err(ValidationError::new(
+            "timestamp",
+            "must be an ISO-8601 date-time string",
+        )),
+    }
+}
+
+fn optional_event_id(obj: &Map<String, Value>) -> Result<Option<Uuid>, ValidationError> {
+    match obj.get("eventId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Uuid::parse_str(s)
+            .map(Some)
+            .map_err(|_| ValidationError::new("eventId", "must be a UUID")),
+        Some(_) => Err(ValidationError::new("eventId", "must be a UUID string")),
+    }
+}
+
+impl UserEvent {
+    /// Validates a user event in the seed's shape.
+    pub fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
+        let obj = object(value)?;
+        let user_id = required_string(obj, "userId")?;
+        let event_type = match obj.get("eventType") {
+            None | Some(Value::Null) => return Err(ValidationError::new("eventType", "is required")),
+            Some(Value::String(s)) => EventType::parse(s).ok_or_else(|| {
+                ValidationError::new(
+                    "eventType",
+                    format!("must be one of login, logout, purchase, view (got {s:?})"),
+                )
+            })?,
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "eventType",
+                    "must be one of login, logout, purchase, view",
+                ))
+            }
+        };
+        let metadata = match obj.get("metadata") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => return Err(ValidationError::new("metadata", "must be an object")),
+        };
+        Ok(Self {
+            event_id: optional_event_id(obj)?,
+            user_id,
+            event_type,
+            timestamp: optional_timestamp(obj, defaults)?,
+            metadata,
+        })
+    }
+}
+
+impl PageView {
+    /// Validates a page view in the seed's shape.
+    pub fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
+        let obj = object(value)?;
+        let user_id = required_string(obj, "userId")?;
+        let url = match obj.get("url") {
+            None | Some(Value::Null) => return Err(ValidationError::new("url", "is required")),
+            Some(_) => required_string(obj, "url")?,
+        };
+        let referrer = match obj.get("referrer") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ValidationError::new("referrer", "must be a string")),
+        };
+        let duration = match obj.get("duration") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(d) if d >= 0.0 && d.is_finite() => Some(d),
+                _ => {
+                    return Err(ValidationError::new(
+                        "duration",
+                        "must be a non-negative number",
+                    ))
+                }
+            },
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "duration",
+                    "must be a non-negative number",
+                ))
+            }
+        };
+        Ok(Self {
+            event_id: optional_event_id(obj)?,
+            user_id,
+            url,
+            referrer,
+            timestamp: optional_timestamp(obj, defaults)?,
+            duration,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            now: DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+                .expect("valid")
+                .with_timezone(&Utc),
+        }
+    }
+
+    #[test]
+    fn user_event_round_trips_in_the_seed_shape() {
+        let input = json!({
+            "userId": "user-1", "eventType": "purchase",
+            "timestamp": "2024-05-01T09:30:00.250Z", "metadata": {"amount": 42}
+        });
+        let e = UserEvent::from_json(&input, defaults()).expect("valid");
+        assert_eq!(e.event_type, EventType::Purchase);
+        assert_eq!(e.timestamp.timestamp_millis(), 1_714_555_800_250);
+        let written = serde_json::to_value(&e).expect("serializes");
+        assert_eq!(written, input);
+        let again = UserEvent::from_json(&written, defaults()).expect("valid");
+        assert_eq!(again, e);
+    }
+
+    #[test]
+    fn missing_timestamp_takes_the_default() {
+        let e = UserEvent::from_json(&json!({"userId": "u", "eventType": "login"}), defaults())
+            .expect("valid");
+        assert_eq!(e.timestamp, defaults().now);
+        assert_eq!(e.event_id, None);
+    }
+
+    #[test]
+    fn user_event_errors_name_the_field() {
+        let cases = [
+            (json!([]), "must be a JSON object"),
+            (json!({"eventType": "login"}), "userId: is required"),
+            (json!({"userId": "", "eventType": "login"}), "userId: must not be empty"),
+            (json!({"userId": 7, "eventType": "login"}), "userId: must be a string"),
+            (json!({"userId": "u"}), "eventType: is required"),
+            (
+                json!({"userId": "u", "eventType": "click"}),
+                "eventType: must be one of login, logout, purchase, view (got \"click\")",
+            ),
+            (
+                json!({"userId": "u", "eventType": "view", "timestamp": "yesterday"}),
+                "timestamp: must be an ISO-8601 date-time like 2024-01-31T12:00:00.000Z",
+            ),
+            (
+                json!({"userId": "u", "eventType": "view", "metadata": 3}),
+                "metadata: must be an object",
+            ),
+            (
+                json!({"userId": "u", "eventType": "view", "eventId": "nope"}),
+                "eventId: must be a UUID",
+            ),
+        ];
+        for (input, expected) in cases {
+            let err = UserEvent::from_json(&input, defaults()).expect_err("invalid");
+            assert_eq!(err.to_string(), expected, "for {input}");
+        }
+    }
+
+    #[test]
+    fn page_view_errors_name_the_field() {
+        let ok = PageView::from_json(
+            &json!({"userId": "u", "url": "/home", "referrer": "/", "duration": 12.5}),
+            defaults(),
+        )
+        .expect("valid");
+        assert_eq!(ok.duration, Some(12.5));
+        let cases = [
+            (json!({"userId": "u"}), "url: is required"),
+            (json!({"userId": "u", "url": ""}), "url: must not be empty"),
+            (
+                json!({"userId": "u", "url": "/", "duration": -1}),
+                "duration: must be a non-negative number",
+            ),
+            (json!({"url": "/"}), "userId: is required"),
+        ];
+        for (input, expected) in cases {
+            let err = PageView::from_json(&input, defaults()).expect_err("invalid");
+            assert_eq!(err.to_string(), expected, "for {input}");
+        }
+    }
+
+    #[test]
+    fn batch_items_carry_their_index() {
+        let err = ValidationError::new("eventType", "is required").in_item(3);
+        assert_eq!(err.to_string(), "[3].eventType: is required");
+        let err = ValidationError::new("", "must be a JSON object").in_item(0);
+        assert_eq!(err.to_string(), "[0]: must be a JSON object");
+    }
+}

@@ -1,0 +1,38 @@
+//! The arus actor system.
+//!
+//! ```text
+//! consumer driver (src/, its own thread)
+//!   │ ProcessBatch: a poll's worth of one partition
+//!   ▼
+//! PartitionConsumer (one per assigned partition)
+//!   │ decode + validate; invalid records are skipped, never counted
+//!   │ Router::split: per metric, by stable hash of the metric's key
+//!   ▼
+//! AggregatorShard<EventCounts | Users | TopPages | Sessions>  (N shards each, bounded mailboxes)
+//!   │ apply unless the entry's `as_of` already includes the offset
+//!   ▼
+//! ReadModel (dashmap) ──▶ query endpoints
+//! ```
+//!
+//! Batches, not single events, cross every actor boundary: one message per
+//! partition per poll, and one per shard per such batch. Every hop is a
+//! bounded `send().await`, so a slow shard slows the poll loop instead of
+//! filling memory. This crate knows nothing of Kafka clients or HTTP.
+
+mod aggregator_shard;
+pub mod event;
+pub mod metrics;
+mod partition_consumer;
+pub mod read_model;
+mod router;
+pub mod source;
+pub mod state;
+mod stats;
+
+pub use aggregator_shard::{AggregatorShard, Apply, ApplyOutcome};
+pub use partition_consumer::{
+    decode, BatchOutcome, DecodeError, ErrorClass, PartitionConsumer, ProcessBatch, ProcessError,
+};
+pub use read_model::ReadModel;
+pub use router::{key_hash, Router};
+pub use stats::ConsumerStats;

@@ -1,0 +1,265 @@
+//! The read model the query endpoints answer from.
+//!
+//! It holds the latest [`StateUpdate`] of every entry, per source partition,
+//! in concurrent maps keyed the way queries look things up. Queries merge the
+//! partitions' entries. An update never replaces a newer one (`as_of` only
+//! moves forward), so applying updates again or out of order is harmless.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+use crate::event::EventType;
+use crate::source::SourcePartition;
+use crate::state::{Counter, Entry, PageStats, SessionState, StateUpdate, UserActivity};
+
+type PerSource<E> = Vec<(SourcePartition, E)>;
+
+#[derive(Default)]
+pub struct ReadModel {
+    event_counts: DashMap<EventType, PerSource<Counter>>,
+    users: DashMap<String, PerSource<UserActivity>>,
+    pages: DashMap<String, PerSource<PageStats>>,
+    sessions: DashMap<String, PerSource<SessionState>>,
+    updates_applied: AtomicU64,
+    updated_at_ms: AtomicI64,
+}
+
+fn upsert<K: Hash + Eq, E: Entry>(
+    map: &DashMap<K, PerSource<E>>,
+    key: K,
+    source: SourcePartition,
+    entry: E,
+) {
+    let mut slot = map.entry(key).or_default();
+    match slot.iter_mut().find(|(s, _)| *s == source) {
+        Some((_, current)) if current.as_of() <= entry.as_of() => *current = entry,
+        Some(_) => {}
+        None => slot.push((source, entry)),
+    }
+}
+
+/// One page in the top-pages answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageRank {
+    pub url: String,
+    pub views: u64,
+    pub average_duration: f64,
+}
+
+/// The sessions answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    pub active_sessions: u64,
+    pub completed_sessions: u64,
+    pub average_session_ms: f64,
+}
+
+/// One user's activity over all partitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    pub user_id: String,
+    pub events: u64,
+    pub page_views: u64,
+    pub last_seen_ms: i64,
+    pub sessions: u64,
+    pub in_session: bool,
+}
+
+impl ReadModel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn apply(&self, update: StateUpdate) {
+        match update {
+            StateUpdate::EventCount {
+                source,
+                event_type,
+                entry,
+            } => upsert(&self.event_counts, event_type, source, entry),
+            StateUpdate::User {
+                source,
+                user_id,
+                entry,
+            } => upsert(&self.users, user_id, source, entry),
+            StateUpdate::Page { source, url, entry } => upsert(&self.pages, url, source, entry),
+            StateUpdate::Session {
+                source,
+                user_id,
+                entry,
+            } => upsert(&self.sessions, user_id, source, entry),
+        }
+        self.updates_applied.fetch_add(1, Ordering::Relaxed);
+        self.updated_at_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// When the read model last changed, in milliseconds since the epoch (0: never).
+    pub fn updated_at_ms(&self) -> i64 {
+        self.updated_at_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn updates_applied(&self) -> u64 {
+        self.updates_applied.load(Ordering::Relaxed)
+    }
+
+    /// Events by type, every type present.
+    pub fn event_counts(&self) -> BTreeMap<&'static str, u64> {
+        let mut counts: BTreeMap<&'static str, u64> =
+            EventType::ALL.iter().map(|t| (t.as_str(), 0)).collect();
+        for item in self.event_counts.iter() {
+            let total: u64 = item.value().iter().map(|(_, c)| c.count).sum();
+            *counts.entry(item.key().as_str()).or_default() += total;
+        }
+        counts
+    }
+
+    pub fn total_page_views(&self) -> u64 {
+        self.pages
+            .iter()
+            .map(|item| item.value().iter().map(|(_, p)| p.views).sum::<u64>())
+            .sum()
+    }
+
+    pub fn unique_users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Users whose last event is at or after `since_ms`.
+    pub fn active_users(&self, since_ms: i64) -> usize {
+        self.users
+            .iter()
+            .filter(|item| item.value().iter().any(|(_, u)| u.last_seen_ms >= since_ms))
+            .count()
+    }
+
+    /// The most viewed pages, most views first, ties by URL.
+    pub fn top_pages(&self, limit: usize) -> Vec<PageRank> {
+        let mut pages: Vec<PageRank> = self
+            .pages
+            .iter()
+            .map(|item| {
+                let views: u64 = item.value().iter().map(|(_, p)| p.views).sum();
+                let duration: f64 = item.value().iter().map(|(_, p)| p.total_duration).sum();
+                PageRank {
+                    url: item.key().clone(),
+                    views,
+                    average_duration: if views == 0 {
+                        0.0
+                    } else {
+                        duration / views as f64
+                    },
+                }
+            })
+            .collect();
+        pages.sort_by(|a, b| b.views.cmp(&a.views).then_with(|| a.url.cmp(&b.url)));
+        pages.truncate(limit);
+        pages
+    }
+
+    pub fn sessions(&self) -> SessionSummary {
+        let (mut active, mut completed, mut total_ms) = (0u64, 0u64, 0i64);
+        for item in self.sessions.iter() {
+            for (_, s) in item.value() {
+                active += u64::from(s.open_since_ms.is_some());
+                completed += s.completed;
+                total_ms += s.total_duration_ms;
+            }
+        }
+        SessionSummary {
+            active_sessions: active,
+            completed_sessions: completed,
+            average_session_ms: if completed == 0 {
+                0.0
+            } else {
+                total_ms as f64 / completed as f64
+            },
+        }
+    }
+
+    pub fn user(&self, user_id: &str) -> Option<UserSummary> {
+        let activity = self.users.get(user_id)?;
+        let mut summary = UserSummary {
+            user_id: user_id.to_string(),
+            events: 0,
+            page_views: 0,
+            last_seen_ms: i64::MIN,
+            sessions: 0,
+            in_session: false,
+        };
+        for (_, u) in activity.value() {
+            summary.events += u.events;
+            summary.page_views += u.page_views;
+            summary.last_seen_ms = summary.last_seen_ms.max(u.last_seen_ms);
+        }
+        drop(activity);
+        if let Some(sessions) = self.sessions.get(user_id) {
+            for (_, s) in sessions.value() {
+                summary.sessions += s.completed;
+                summary.in_session |= s.open_since_ms.is_some();
+            }
+        }
+        Some(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::InputTopic;
+
+    #[test]
+    fn merges_partitions_and_never_goes_back() {
+        let rm = ReadModel::new();
+        let p0 = SourcePartition::new(InputTopic::UserEvents, 0);
+        let p1 = SourcePartition::new(InputTopic::UserEvents, 1);
+        let count = |source, count, as_of| StateUpdate::EventCount {
+            source,
+            event_type: EventType::Login,
+            entry: Counter { count, as_of },
+        };
+        rm.apply(count(p0, 3, 10));
+        rm.apply(count(p1, 2, 4));
+        // An older state of p0 arriving late must not replace the newer one.
+        rm.apply(count(p0, 1, 2));
+        let counts = rm.event_counts();
+        assert_eq!(counts.get("login"), Some(&5));
+        assert_eq!(counts.get("logout"), Some(&0));
+        assert_eq!(counts.len(), 4);
+        assert_eq!(rm.updates_applied(), 3);
+    }
+
+    #[test]
+    fn top_pages_orders_by_views_then_url() {
+        let rm = ReadModel::new();
+        let p = SourcePartition::new(InputTopic::PageViews, 0);
+        for (url, views) in [("/b", 2), ("/a", 2), ("/c", 5), ("/d", 1)] {
+            rm.apply(StateUpdate::Page {
+                source: p,
+                url: url.into(),
+                entry: PageStats {
+                    views,
+                    total_duration: 10.0 * views as f64,
+                    as_of: 1,
+                },
+            });
+        }
+        let top: Vec<(String, u64)> = rm
+            .top_pages(3)
+            .into_iter()
+            .map(|r| (r.url, r.views))
+            .collect();
+        assert_eq!(
+            top,
+            vec![("/c".into(), 5), ("/a".into(), 2), ("/b".into(), 2)]
+        );
+        assert_eq!(rm.total_page_views(), 10);
+    }
+}

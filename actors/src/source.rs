@@ -1,0 +1,53 @@
+//! Where a record came from: input topic and partition, and the raw record
+//! as the Kafka driver hands it over (so this crate needs no Kafka client).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The two input topics, by role (their names carry the configured prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputTopic {
+    UserEvents,
+    PageViews,
+}
+
+impl InputTopic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputTopic::UserEvents => "user-events",
+            InputTopic::PageViews => "page-views",
+        }
+    }
+}
+
+/// One partition of an input topic: the unit of assignment, of ordering, and
+/// of the `as_of` offsets that make state idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourcePartition {
+    pub topic: InputTopic,
+    pub partition: i32,
+}
+
+impl SourcePartition {
+    pub fn new(topic: InputTopic, partition: i32) -> Self {
+        Self { topic, partition }
+    }
+}
+
+impl fmt::Display for SourcePartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic.as_str(), self.partition)
+    }
+}
+
+/// A record as polled, owned, before decoding.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    /// The record's Kafka timestamp in milliseconds, if it has one.
+    pub timestamp_ms: Option<i64>,
+}

@@ -1,0 +1,286 @@
+//! Aggregate state entries and the table that keeps them per source partition.
+//!
+//! Every entry carries `as_of`: the offset of the last input record of its
+//! source partition that it includes. An event at or below `as_of` is already
+//! in the entry and is skipped, which makes applying a replayed record a no-op.
+//! Entries are kept per source partition so that each has exactly one offset
+//! sequence to be compared against.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventType;
+use crate::source::SourcePartition;
+
+/// No record applied yet: every real offset (0 and up) is above it.
+pub const NOTHING_APPLIED: i64 = -1;
+
+/// What every state entry has.
+pub trait Entry: Clone + Default {
+    fn as_of(&self) -> i64;
+    fn set_as_of(&mut self, offset: i64);
+}
+
+macro_rules! entry {
+    ($ty:ty) => {
+        impl Entry for $ty {
+            fn as_of(&self) -> i64 {
+                self.as_of
+            }
+            fn set_as_of(&mut self, offset: i64) {
+                self.as_of = offset;
+            }
+        }
+    };
+}
+
+/// Events of one type seen in one source partition.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counter {
+    pub count: u64,
+    pub as_of: i64,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            as_of: NOTHING_APPLIED,
+        }
+    }
+}
+entry!(Counter);
+
+/// One user's activity in one source partition.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserActivity {
+    pub events: u64,
+    pub page_views: u64,
+    pub last_seen_ms: i64,
+    pub as_of: i64,
+}
+
+impl Default for UserActivity {
+    fn default() -> Self {
+        Self {
+            events: 0,
+            page_views: 0,
+            last_seen_ms: i64::MIN,
+            as_of: NOTHING_APPLIED,
+        }
+    }
+}
+entry!(UserActivity);
+
+/// One page's views in one source partition.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageStats {
+    pub views: u64,
+    pub total_duration: f64,
+    pub as_of: i64,
+}
+
+impl Default for PageStats {
+    fn default() -> Self {
+        Self {
+            views: 0,
+            total_duration: 0.0,
+            as_of: NOTHING_APPLIED,
+        }
+    }
+}
+entry!(PageStats);
+
+/// One user's sessions (login to logout) in one source partition.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionState {
+    /// When the open session started, if one is open.
+    pub open_since_ms: Option<i64>,
+    pub completed: u64,
+    pub total_duration_ms: i64,
+    pub as_of: i64,
+}
+
+impl Default for SessionState {
+    fn default() -> Self {
+        Self {
+            open_since_ms: None,
+            completed: 0,
+            total_duration_ms: 0,
+            as_of: NOTHING_APPLIED,
+        }
+    }
+}
+entry!(SessionState);
+
+/// A changed state entry, as the aggregators publish it (today to the read
+/// model; with the changelog, as the value of a compacted record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "metric", rename_all = "kebab-case")]
+pub enum StateUpdate {
+    EventCount {
+        source: SourcePartition,
+        event_type: EventType,
+        entry: Counter,
+    },
+    User {
+        source: SourcePartition,
+        user_id: String,
+        entry: UserActivity,
+    },
+    Page {
+        source: SourcePartition,
+        url: String,
+        entry: PageStats,
+    },
+    Session {
+        source: SourcePartition,
+        user_id: String,
+        entry: SessionState,
+    },
+}
+
+struct Slot<E> {
+    entry: E,
+    dirty: bool,
+}
+
+/// Entries by source partition and key, remembering which changed since the
+/// last [`Table::drain_dirty`].
+pub struct Table<K, E> {
+    partitions: HashMap<SourcePartition, HashMap<K, Slot<E>>>,
+    dirty: Vec<(SourcePartition, K)>,
+}
+
+impl<K, E> Default for Table<K, E> {
+    fn default() -> Self {
+        Self {
+            partitions: HashMap::new(),
+            dirty: Vec::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, E: Entry> Table<K, E> {
+    /// Applies `change` to the entry of `key` unless the entry already
+    /// includes `offset`. Returns whether it was applied.
+    pub fn apply<Q>(
+        &mut self,
+        source: SourcePartition,
+        key: &Q,
+        offset: i64,
+        change: impl FnOnce(&mut E),
+    ) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let entries = self.partitions.entry(source).or_default();
+        // Look up by reference first: the common case (a known key) then
+        // allocates nothing.
+        let slot = match entries.get_mut(key) {
+            Some(slot) => slot,
+            None => entries.entry(key.to_owned()).or_insert(Slot {
+                entry: E::default(),
+                dirty: false,
+            }),
+        };
+        if offset <= slot.entry.as_of() {
+            return false;
+        }
+        change(&mut slot.entry);
+        slot.entry.set_as_of(offset);
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push((source, key.to_owned()));
+        }
+        true
+    }
+
+    /// The entries changed since the last call, each once, in its latest state.
+    pub fn drain_dirty(&mut self) -> impl Iterator<Item = (SourcePartition, K, E)> + '_ {
+        let partitions = &mut self.partitions;
+        self.dirty.drain(..).filter_map(move |(source, key)| {
+            let slot = partitions.get_mut(&source)?.get_mut(&key)?;
+            slot.dirty = false;
+            Some((source, key, slot.entry.clone()))
+        })
+    }
+
+    /// Drops a source partition's entries (its partition was revoked).
+    pub fn forget(&mut self, source: SourcePartition) {
+        self.partitions.remove(&source);
+        self.dirty.retain(|(s, _)| *s != source);
+    }
+
+    pub fn get<Q>(&self, source: SourcePartition, key: &Q) -> Option<&E>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.partitions
+            .get(&source)?
+            .get(key)
+            .map(|slot| &slot.entry)
+    }
+
+    pub fn len(&self) -> usize {
+        self.partitions.values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::InputTopic;
+
+    #[test]
+    fn replayed_offsets_are_skipped_per_entry() {
+        let p0 = SourcePartition::new(InputTopic::UserEvents, 0);
+        let p1 = SourcePartition::new(InputTopic::UserEvents, 1);
+        let mut t: Table<String, Counter> = Table::default();
+        assert!(t.apply(p0, "login", 0, |c| c.count += 1));
+        assert!(t.apply(p0, "login", 5, |c| c.count += 1));
+        // Offset 5 again (a replay) and an older offset: already included.
+        assert!(!t.apply(p0, "login", 5, |c| c.count += 1));
+        assert!(!t.apply(p0, "login", 3, |c| c.count += 1));
+        // Another key's entry of the same partition has its own as_of.
+        assert!(t.apply(p0, "view", 3, |c| c.count += 1));
+        // Another partition has its own offsets.
+        assert!(t.apply(p1, "login", 1, |c| c.count += 1));
+        assert_eq!(t.get(p0, "login").map(|c| (c.count, c.as_of)), Some((2, 5)));
+        assert_eq!(t.get(p0, "view").map(|c| (c.count, c.as_of)), Some((1, 3)));
+        assert_eq!(t.get(p1, "login").map(|c| (c.count, c.as_of)), Some((1, 1)));
+    }
+
+    #[test]
+    fn drain_yields_each_changed_entry_once_in_its_latest_state() {
+        let p0 = SourcePartition::new(InputTopic::PageViews, 0);
+        let mut t: Table<String, Counter> = Table::default();
+        for offset in 0..10 {
+            t.apply(p0, if offset % 2 == 0 { "a" } else { "b" }, offset, |c| {
+                c.count += 1
+            });
+        }
+        let mut drained: Vec<_> = t
+            .drain_dirty()
+            .map(|(_, k, c)| (k, c.count, c.as_of))
+            .collect();
+        drained.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(drained, vec![("a".into(), 5, 8), ("b".into(), 5, 9)]);
+        assert_eq!(t.drain_dirty().count(), 0);
+        t.forget(p0);
+        assert!(t.is_empty());
+    }
+}

@@ -1,0 +1,23 @@
+//! Counters of this instance's consuming, shown by `/events/stats`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Records polled from the input topics.
+    pub records_consumed: AtomicU64,
+    /// Records skipped because they could not be decoded or validated.
+    pub records_invalid: AtomicU64,
+    /// Events the aggregators applied.
+    pub events_applied: AtomicU64,
+    /// Offset commits that succeeded.
+    pub commits: AtomicU64,
+    /// Rebalances this instance took part in.
+    pub rebalances: AtomicU64,
+}
+
+impl ConsumerStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

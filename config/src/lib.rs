@@ -1,0 +1,21 @@
+//! Typed configuration for arus.
+//!
+//! ```text
+//! config/default.toml (embedded) ──▶ --config FILE ──▶ ARUS__SECTION__KEY env ──▶ Settings ──▶ validate()
+//! ```
+//!
+//! Every layer is a TOML table merged over the one before it; the result is
+//! deserialized with `deny_unknown_fields`, so a misspelt key is an error that
+//! names the key rather than a silently ignored setting.
+
+mod layers;
+mod settings;
+
+pub use layers::{ConfigError, Loader};
+pub use settings::{
+    AggregatorSettings, Compression, ConsumerSettings, HttpSettings, KafkaSettings, Settings,
+    ShutdownSettings, TopicSettings, Topics,
+};
+
+/// The embedded defaults, `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");

@@ -1,0 +1,298 @@
+//! The settings themselves. Each field is documented in `config/default.toml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use crate::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// This instance's name; empty in the file means the host name.
+    pub instance_id: String,
+    pub http: HttpSettings,
+    pub kafka: KafkaSettings,
+    pub consumer: ConsumerSettings,
+    pub aggregator: AggregatorSettings,
+    pub shutdown: ShutdownSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub bind: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub max_batch_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub group_id: String,
+    pub topic_prefix: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub compression: Compression,
+    pub produce_timeout_ms: u64,
+    pub session_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub max_poll_interval_ms: u64,
+    pub assignment_strategy: String,
+    pub admin_timeout_ms: u64,
+    /// librdkafka settings passed through to every client.
+    pub client: BTreeMap<String, String>,
+    pub topics: Topics,
+}
+
+impl KafkaSettings {
+    /// The embedded mock cluster is used when no broker is configured.
+    pub fn uses_embedded_broker(&self) -> bool {
+        self.brokers.trim().is_empty()
+    }
+
+    /// A topic's full name, with the configured prefix.
+    pub fn topic_name(&self, topic: &TopicSettings) -> String {
+        format!("{}{}", self.topic_prefix, topic.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    /// The name librdkafka and the broker use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    pub user_events: TopicSettings,
+    pub page_views: TopicSettings,
+    pub analytics_events: TopicSettings,
+    pub error_events: TopicSettings,
+    pub retry_events: TopicSettings,
+}
+
+impl Topics {
+    /// Every topic with its config key, for provisioning and validation.
+    pub fn all(&self) -> [(&'static str, &TopicSettings); 5] {
+        [
+            ("user_events", &self.user_events),
+            ("page_views", &self.page_views),
+            ("analytics_events", &self.analytics_events),
+            ("error_events", &self.error_events),
+            ("retry_events", &self.retry_events),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    pub name: String,
+    /// `retention.ms`; -1 keeps records forever.
+    pub retention_ms: i64,
+    /// `cleanup.policy`: delete, compact or "compact,delete".
+    pub cleanup_policy: String,
+    /// Topic-level `compression.type`: producer, or a codec name.
+    pub compression: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    pub max_batch: usize,
+    pub poll_timeout_ms: u64,
+    pub commit_interval_ms: u64,
+    pub mailbox_capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatorSettings {
+    pub shards: usize,
+    pub arbiters: usize,
+    pub active_window_seconds: u64,
+    pub top_pages_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    pub timeout_ms: u64,
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn at_least(key: &str, value: i64, min: i64) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(invalid(key, format!("must be at least {min} (got {value})")));
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// The instance name, falling back to the host name when none is set.
+    pub fn resolve_instance_id(&mut self) {
+        if self.instance_id.trim().is_empty() {
+            self.instance_id = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_string())
+                })
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "arus".into());
+        }
+    }
+
+    /// Checks what the types cannot: ranges, formats, relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        if http.bind.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "http.bind",
+                format!(
+                    "not an address with a port, like 0.0.0.0:3000 (got {:?})",
+                    http.bind
+                ),
+            ));
+        }
+        at_least("http.max_body_bytes", http.max_body_bytes as i64, 1024)?;
+        at_least("http.max_batch_size", http.max_batch_size as i64, 1)?;
+
+        let k = &self.kafka;
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        at_least("kafka.partitions", k.partitions.into(), 1)?;
+        at_least("kafka.replication_factor", k.replication_factor.into(), 1)?;
+        at_least("kafka.produce_timeout_ms", k.produce_timeout_ms as i64, 1)?;
+        at_least("kafka.admin_timeout_ms", k.admin_timeout_ms as i64, 1)?;
+        at_least("kafka.session_timeout_ms", k.session_timeout_ms as i64, 1)?;
+        if k.heartbeat_interval_ms >= k.session_timeout_ms {
+            return Err(invalid(
+                "kafka.heartbeat_interval_ms",
+                format!(
+                    "must be below kafka.session_timeout_ms ({} >= {})",
+                    k.heartbeat_interval_ms, k.session_timeout_ms
+                ),
+            ));
+        }
+        if k.max_poll_interval_ms < k.session_timeout_ms {
+            return Err(invalid(
+                "kafka.max_poll_interval_ms",
+                format!(
+                    "must be at least kafka.session_timeout_ms ({} < {})",
+                    k.max_poll_interval_ms, k.session_timeout_ms
+                ),
+            ));
+        }
+        if !matches!(
+            k.assignment_strategy.as_str(),
+            "range" | "roundrobin" | "cooperative-sticky"
+        ) {
+            return Err(invalid(
+                "kafka.assignment_strategy",
+                format!(
+                    "must be range, roundrobin or cooperative-sticky (got {:?})",
+                    k.assignment_strategy
+                ),
+            ));
+        }
+        let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if !k.topic_prefix.chars().all(legal) {
+            return Err(invalid(
+                "kafka.topic_prefix",
+                format!("may hold only letters, digits, '.', '_' and '-' (got {:?})", k.topic_prefix),
+            ));
+        }
+        for (key, topic) in k.topics.all() {
+            if topic.name.is_empty() || !topic.name.chars().all(legal) {
+                return Err(invalid(
+                    &format!("kafka.topics.{key}.name"),
+                    format!("must be a non-empty Kafka topic name (got {:?})", topic.name),
+                ));
+            }
+            let full = k.topic_name(topic);
+            if full.len() > 249 {
+                return Err(invalid(
+                    &format!("kafka.topics.{key}.name"),
+                    "with the prefix, longer than Kafka's 249 characters",
+                ));
+            }
+            if !matches!(
+                topic.cleanup_policy.as_str(),
+                "delete" | "compact" | "compact,delete" | "delete,compact"
+            ) {
+                return Err(invalid(
+                    &format!("kafka.topics.{key}.cleanup_policy"),
+                    format!("must be delete, compact or compact,delete (got {:?})", topic.cleanup_policy),
+                ));
+            }
+            if !matches!(
+                topic.compression.as_str(),
+                "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+            ) {
+                return Err(invalid(
+                    &format!("kafka.topics.{key}.compression"),
+                    format!(
+                        "must be producer, uncompressed, gzip, snappy, lz4 or zstd (got {:?})",
+                        topic.compression
+                    ),
+                ));
+            }
+            if topic.retention_ms < -1 || topic.retention_ms == 0 {
+                return Err(invalid(
+                    &format!("kafka.topics.{key}.retention_ms"),
+                    format!("must be positive, or -1 for forever (got {})", topic.retention_ms),
+                ));
+            }
+        }
+        if k.topics.analytics_events.cleanup_policy != "compact" {
+            return Err(invalid(
+                "kafka.topics.analytics_events.cleanup_policy",
+                "must be compact: the changelog keeps the latest state of every key",
+            ));
+        }
+
+        let c = &self.consumer;
+        at_least("consumer.max_batch", c.max_batch as i64, 1)?;
+        at_least("consumer.poll_timeout_ms", c.poll_timeout_ms as i64, 1)?;
+        at_least("consumer.commit_interval_ms", c.commit_interval_ms as i64, 1)?;
+        at_least("consumer.mailbox_capacity", c.mailbox_capacity as i64, 1)?;
+        let a = &self.aggregator;
+        at_least("aggregator.shards", a.shards as i64, 1)?;
+        at_least("aggregator.active_window_seconds", a.active_window_seconds as i64, 1)?;
+        at_least("aggregator.top_pages_limit", a.top_pages_limit as i64, 1)?;
+        at_least("shutdown.timeout_ms", self.shutdown.timeout_ms as i64, 1)?;
+        Ok(())
+    }
+}

@@ -54,7 +54,11 @@ impl<M: Metric> Actor for AggregatorShard<M> {
         // Bounded: a partition consumer's `send` waits here when the shard
         // falls behind, which in turn holds back the poll loop.
         ctx.set_mailbox_capacity(self.mailbox_capacity);
-        debug!(metric = M::NAME, shard = self.index, "aggregator shard started");
+        debug!(
+            metric = M::NAME,
+            shard = self.index,
+            "aggregator shard started"
+        );
     }
 }
 

@@ -205,7 +205,9 @@ impl UserEvent {
         let obj = object(value)?;
         let user_id = required_string(obj, "userId")?;
         let event_type = match obj.get("eventType") {
-            None | Some(Value::Null) => return Err(ValidationError::new("eventType", "is required")),
+            None | Some(Value::Null) => {
+                return Err(ValidationError::new("eventType", "is required"))
+            }
             Some(Value::String(s)) => EventType::parse(s).ok_or_else(|| {
                 ValidationError::new(
                     "eventType",
@@ -318,8 +320,14 @@ mod tests {
         let cases = [
             (json!([]), "must be a JSON object"),
             (json!({"eventType": "login"}), "userId: is required"),
-            (json!({"userId": "", "eventType": "login"}), "userId: must not be empty"),
-            (json!({"userId": 7, "eventType": "login"}), "userId: must be a string"),
+            (
+                json!({"userId": "", "eventType": "login"}),
+                "userId: must not be empty",
+            ),
+            (
+                json!({"userId": 7, "eventType": "login"}),
+                "userId: must be a string",
+            ),
             (json!({"userId": "u"}), "eventType: is required"),
             (
                 json!({"userId": "u", "eventType": "click"}),

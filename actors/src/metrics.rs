@@ -37,19 +37,18 @@ impl Metric for EventCounts {
 
     fn apply(&mut self, source: SourcePartition, offset: i64, event: &Event) -> bool {
         let Event::User(e) = event else { return false };
-        self.0.apply(source, &e.event_type, offset, |c| c.count += 1)
+        self.0
+            .apply(source, &e.event_type, offset, |c| c.count += 1)
     }
 
     fn drain_updates(&mut self, out: &mut Vec<StateUpdate>) {
-        out.extend(
-            self.0
-                .drain_dirty()
-                .map(|(source, event_type, entry)| StateUpdate::EventCount {
-                    source,
-                    event_type,
-                    entry,
-                }),
-        );
+        out.extend(self.0.drain_dirty().map(|(source, event_type, entry)| {
+            StateUpdate::EventCount {
+                source,
+                event_type,
+                entry,
+            }
+        }));
     }
 }
 
@@ -180,7 +179,9 @@ mod tests {
     use serde_json::json;
 
     fn user(user: &str, kind: &str, at: &str) -> Event {
-        let now = DateTime::parse_from_rfc3339(at).expect("time").with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339(at)
+            .expect("time")
+            .with_timezone(&Utc);
         Event::User(
             UserEvent::from_json(
                 &json!({"userId": user, "eventType": kind, "timestamp": at}),

@@ -5,7 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, MailboxError, Message, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AtomicResponse, Context, Handler, MailboxError, Message, WrapFuture,
+};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use tracing::{debug, warn};
@@ -201,7 +203,10 @@ mod tests {
             record(11, r#"{"userId":"b","eventType":"purchase"}"#),
             record(12, "not json"),
             record(13, r#"{"userId":"a","eventType":"click"}"#),
-            record(14, r#"{"userId":"a","eventType":"logout","timestamp":"2023-11-14T22:14:20Z"}"#),
+            record(
+                14,
+                r#"{"userId":"a","eventType":"logout","timestamp":"2023-11-14T22:14:20Z"}"#,
+            ),
         ];
         let outcome = consumer
             .send(ProcessBatch {

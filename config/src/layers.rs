@@ -59,24 +59,25 @@ impl Loader {
 
     /// Merges the layers, deserializes and validates.
     pub fn load(self) -> Result<Settings, ConfigError> {
-        let mut table: Table = DEFAULT_TOML
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::ParseFile {
-                path: "config/default.toml (embedded)".into(),
-                message: e.to_string(),
-            })?;
+        let mut table: Table =
+            DEFAULT_TOML
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::ParseFile {
+                    path: "config/default.toml (embedded)".into(),
+                    message: e.to_string(),
+                })?;
         if let Some(path) = &self.file {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
                 path: shown.clone(),
                 source,
             })?;
-            let overlay: Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::ParseFile {
-                    path: shown,
-                    message: e.to_string(),
-                })?;
+            let overlay: Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::ParseFile {
+                        path: shown,
+                        message: e.to_string(),
+                    })?;
             merge(&mut table, overlay);
         }
         let mut env = self.env;
@@ -190,7 +191,10 @@ mod tests {
         assert_eq!(s.kafka.group_id, "analytics-consumer-group");
         assert_eq!(s.kafka.partitions, 3);
         assert_eq!(s.kafka.brokers, "");
-        assert_eq!(s.kafka.topic_name(&s.kafka.topics.user_events), "user-events");
+        assert_eq!(
+            s.kafka.topic_name(&s.kafka.topics.user_events),
+            "user-events"
+        );
     }
 
     #[test]
@@ -209,7 +213,10 @@ mod tests {
         assert_eq!(s.kafka.brokers, "127.0.0.1:9092,127.0.0.1:9093");
         assert_eq!(s.kafka.partitions, 6);
         assert_eq!(s.instance_id, "pod-7");
-        assert_eq!(s.kafka.topic_name(&s.kafka.topics.page_views), "t1-page-views");
+        assert_eq!(
+            s.kafka.topic_name(&s.kafka.topics.page_views),
+            "t1-page-views"
+        );
         assert_eq!(
             s.kafka.client.get("fetch.min.bytes").map(String::as_str),
             Some("1")
@@ -242,13 +249,17 @@ mod tests {
             .env(env(&[("ARUS__KAFKA__PARTITIONS", "0")]))
             .load()
             .expect_err("zero partitions");
-        assert_eq!(err.to_string(), "kafka.partitions: must be at least 1 (got 0)");
+        assert_eq!(
+            err.to_string(),
+            "kafka.partitions: must be at least 1 (got 0)"
+        );
         let err = Loader::new()
             .env(env(&[("ARUS__KAFKA__COMPRESSION", "brotli")]))
             .load()
             .expect_err("unknown codec");
         assert!(
-            err.to_string().starts_with("configuration is invalid: unknown variant `brotli`"),
+            err.to_string()
+                .starts_with("configuration is invalid: unknown variant `brotli`"),
             "{err}"
         );
         let err = Loader::new()

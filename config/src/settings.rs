@@ -151,7 +151,10 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 
 fn at_least(key: &str, value: i64, min: i64) -> Result<(), ConfigError> {
     if value < min {
-        return Err(invalid(key, format!("must be at least {min} (got {value})")));
+        return Err(invalid(
+            key,
+            format!("must be at least {min} (got {value})"),
+        ));
     }
     Ok(())
 }
@@ -231,14 +234,20 @@ impl Settings {
         if !k.topic_prefix.chars().all(legal) {
             return Err(invalid(
                 "kafka.topic_prefix",
-                format!("may hold only letters, digits, '.', '_' and '-' (got {:?})", k.topic_prefix),
+                format!(
+                    "may hold only letters, digits, '.', '_' and '-' (got {:?})",
+                    k.topic_prefix
+                ),
             ));
         }
         for (key, topic) in k.topics.all() {
             if topic.name.is_empty() || !topic.name.chars().all(legal) {
                 return Err(invalid(
                     &format!("kafka.topics.{key}.name"),
-                    format!("must be a non-empty Kafka topic name (got {:?})", topic.name),
+                    format!(
+                        "must be a non-empty Kafka topic name (got {:?})",
+                        topic.name
+                    ),
                 ));
             }
             let full = k.topic_name(topic);
@@ -254,7 +263,10 @@ impl Settings {
             ) {
                 return Err(invalid(
                     &format!("kafka.topics.{key}.cleanup_policy"),
-                    format!("must be delete, compact or compact,delete (got {:?})", topic.cleanup_policy),
+                    format!(
+                        "must be delete, compact or compact,delete (got {:?})",
+                        topic.cleanup_policy
+                    ),
                 ));
             }
             if !matches!(
@@ -272,7 +284,10 @@ impl Settings {
             if topic.retention_ms < -1 || topic.retention_ms == 0 {
                 return Err(invalid(
                     &format!("kafka.topics.{key}.retention_ms"),
-                    format!("must be positive, or -1 for forever (got {})", topic.retention_ms),
+                    format!(
+                        "must be positive, or -1 for forever (got {})",
+                        topic.retention_ms
+                    ),
                 ));
             }
         }
@@ -286,11 +301,19 @@ impl Settings {
         let c = &self.consumer;
         at_least("consumer.max_batch", c.max_batch as i64, 1)?;
         at_least("consumer.poll_timeout_ms", c.poll_timeout_ms as i64, 1)?;
-        at_least("consumer.commit_interval_ms", c.commit_interval_ms as i64, 1)?;
+        at_least(
+            "consumer.commit_interval_ms",
+            c.commit_interval_ms as i64,
+            1,
+        )?;
         at_least("consumer.mailbox_capacity", c.mailbox_capacity as i64, 1)?;
         let a = &self.aggregator;
         at_least("aggregator.shards", a.shards as i64, 1)?;
-        at_least("aggregator.active_window_seconds", a.active_window_seconds as i64, 1)?;
+        at_least(
+            "aggregator.active_window_seconds",
+            a.active_window_seconds as i64,
+            1,
+        )?;
         at_least("aggregator.top_pages_limit", a.top_pages_limit as i64, 1)?;
         at_least("shutdown.timeout_ms", self.shutdown.timeout_ms as i64, 1)?;
         Ok(())

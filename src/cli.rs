@@ -1,0 +1,48 @@
+//! The command line: `arus serve [--config FILE]`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use arus_config::Loader;
+use clap::{Parser, Subcommand};
+
+use crate::startup::Application;
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "arus", version, about = "Real-time analytics on Apache Kafka")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: HTTP API, consumer and aggregators.
+    Serve {
+        /// A TOML file overriding the defaults (environment variables
+        /// ARUS__SECTION__KEY override both).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            telemetry::init();
+            let settings = Loader::new()
+                .file(config.as_deref())
+                .env(std::env::vars())
+                .load()
+                .context("loading configuration")?;
+            actix_web::rt::System::new().block_on(async move {
+                Application::build(settings)
+                    .await?
+                    .run_until_stopped()
+                    .await
+            })
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `ApiError`: the one place errors become HTTP answers, always shaped
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use arus_actors::event::ValidationError;
+use serde_json::json;
+
+use crate::kafka::producer::ProduceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("event not written: {0}")]
+    Unavailable(#[from] ProduceError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unavailable(ProduceError::TooLarge) => "event_too_large",
+            ApiError::Unavailable(_) => "kafka_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::Validation(_) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::TooLarge(_) | ApiError::Unavailable(ProduceError::TooLarge) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            // Kafka could not take the event now; a retry shortly may succeed.
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        if let ApiError::Validation(v) = self {
+            error["field"] = json!(v.field);
+        }
+        response.json(json!({ "error": error }))
+    }
+}

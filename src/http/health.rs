@@ -1,0 +1,30 @@
+//! `/health/live` and `/health/ready`.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::AppState;
+
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready once the topics exist and the consumer has joined its group; not
+/// ready again from the moment shutdown starts.
+#[tracing::instrument(skip_all)]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let h = &state.health;
+    let body = json!({
+        "status": if h.ready() { "ready" } else { "not-ready" },
+        "checks": {
+            "topics": h.topics_ready(),
+            "consumerGroup": h.joined(),
+            "shuttingDown": h.shutting_down(),
+        },
+    });
+    if h.ready() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

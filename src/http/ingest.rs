@@ -1,0 +1,163 @@
+//! Ingest: `POST /events/user-event`, `/events/page-view`, `/events/batch-events`.
+//!
+//! Input is validated whole before anything is written, and the answer waits
+//! for Kafka's acknowledgement: a 201 means every event in it is in Kafka.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use arus_actors::event::{Defaults, PageView, UserEvent, ValidationError};
+use chrono::Utc;
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{read_body, AppState};
+use crate::error::ApiError;
+use crate::kafka::producer::Written;
+
+fn correlation_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_string)
+}
+
+async fn json_body(state: &AppState, payload: web::Payload) -> Result<Value, ApiError> {
+    let body = read_body(payload, state.max_body_bytes).await?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
+
+fn encode<T: Serialize>(event: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(event).map_err(|e| ApiError::Internal(format!("cannot encode event: {e}")))
+}
+
+fn accepted(event_id: Uuid, topic: &str, written: Written) -> Value {
+    json!({
+        "eventId": event_id,
+        "topic": topic,
+        "partition": written.partition,
+        "offset": written.offset,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(correlation_id))]
+pub async fn user_event(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let value = json_body(&state, payload).await?;
+    let mut event = UserEvent::from_json(&value, Defaults { now: Utc::now() })?;
+    let event_id = *event.event_id.get_or_insert_with(Uuid::new_v4);
+    let written = state
+        .producer
+        .send(
+            &state.user_topic,
+            &event.user_id,
+            &encode(&event)?,
+            &correlation_id(&req),
+        )
+        .await?;
+    let mut body = accepted(event_id, &state.user_topic, written);
+    body["success"] = json!(true);
+    Ok(HttpResponse::Created().json(body))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn page_view(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let value = json_body(&state, payload).await?;
+    let mut view = PageView::from_json(&value, Defaults { now: Utc::now() })?;
+    let event_id = *view.event_id.get_or_insert_with(Uuid::new_v4);
+    let written = state
+        .producer
+        .send(
+            &state.page_topic,
+            &view.user_id,
+            &encode(&view)?,
+            &correlation_id(&req),
+        )
+        .await?;
+    let mut body = accepted(event_id, &state.page_topic, written);
+    body["success"] = json!(true);
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// A JSON array of user events (or `{"events": [...]}`), validated whole
+/// before the first is written.
+#[tracing::instrument(skip_all)]
+pub async fn batch_events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let value = json_body(&state, payload).await?;
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Object(mut obj) => match obj.remove("events") {
+            Some(Value::Array(items)) => items,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "body must be a JSON array of user events".into(),
+                ))
+            }
+        },
+        _ => {
+            return Err(ApiError::BadRequest(
+                "body must be a JSON array of user events".into(),
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::BadRequest("batch holds no events".into()));
+    }
+    if items.len() > state.max_batch_size {
+        return Err(ApiError::TooLarge(format!(
+            "batch holds {} events; at most {} are accepted",
+            items.len(),
+            state.max_batch_size
+        )));
+    }
+    let defaults = Defaults { now: Utc::now() };
+    let events: Vec<UserEvent> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut e = UserEvent::from_json(item, defaults).map_err(|e| e.in_item(i))?;
+            e.event_id.get_or_insert_with(Uuid::new_v4);
+            Ok::<_, ValidationError>(e)
+        })
+        .collect::<Result<_, _>>()?;
+    let payloads = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+    let correlation = correlation_id(&req);
+    let results = join_all(events.iter().zip(&payloads).map(|(event, payload)| {
+        state
+            .producer
+            .send(&state.user_topic, &event.user_id, payload, &correlation)
+    }))
+    .await;
+    let mut accepted_events = Vec::with_capacity(results.len());
+    let mut failures = Vec::new();
+    for (event, result) in events.iter().zip(results) {
+        let event_id = event.event_id.unwrap_or_default();
+        match result {
+            Ok(written) => accepted_events.push(accepted(event_id, &state.user_topic, written)),
+            Err(error) => failures.push((event_id, error)),
+        }
+    }
+    if let Some((_, error)) = failures.pop() {
+        // Some events may be written, some not: the batch is not accepted,
+        // and a retry with the same eventIds is the way to finish it.
+        tracing::warn!(failed = failures.len() + 1, %error, "batch partly unwritten");
+        return Err(error.into());
+    }
+    Ok(HttpResponse::Created().json(json!({
+        "success": true,
+        "count": accepted_events.len(),
+        "events": accepted_events,
+    })))
+}

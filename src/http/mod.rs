@@ -1,0 +1,84 @@
+//! The HTTP API: ingest, query and health routes, and what they share.
+
+mod health;
+mod ingest;
+mod query;
+
+use std::sync::Arc;
+
+use actix_web::web::{self, Bytes, ServiceConfig};
+use actix_web::{HttpResponse, ResponseError};
+use arus_actors::{ConsumerStats, ReadModel};
+use futures::StreamExt;
+
+use crate::error::ApiError;
+use crate::health::Health;
+use crate::kafka::consumer_driver::Assignment;
+use crate::kafka::producer::EventProducer;
+
+/// Everything a handler may use.
+pub struct AppState {
+    pub instance_id: String,
+    pub group_id: String,
+    pub user_topic: String,
+    pub page_topic: String,
+    pub max_body_bytes: usize,
+    pub max_batch_size: usize,
+    pub active_window_seconds: u64,
+    pub top_pages_limit: usize,
+    pub producer: Arc<EventProducer>,
+    pub read_model: Arc<ReadModel>,
+    pub stats: Arc<ConsumerStats>,
+    pub health: Arc<Health>,
+    pub assignment: Assignment,
+}
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+    )
+    .service(
+        web::scope("/events")
+            .route("/user-event", web::post().to(ingest::user_event))
+            .route("/page-view", web::post().to(ingest::page_view))
+            .route("/batch-events", web::post().to(ingest::batch_events))
+            .route("/stats", web::get().to(query::stats))
+            .route("/analytics", web::get().to(query::analytics))
+            .route(
+                "/analytics/event-counts",
+                web::get().to(query::event_counts),
+            )
+            .route(
+                "/analytics/active-users",
+                web::get().to(query::active_users),
+            )
+            .route("/analytics/top-pages", web::get().to(query::top_pages))
+            .route("/analytics/sessions", web::get().to(query::sessions))
+            .route("/analytics/users/{user_id}", web::get().to(query::user)),
+    )
+    .route("/health/live", web::get().to(health::live))
+    .route("/health/ready", web::get().to(health::ready))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// Reads a request body of at most `limit` bytes; a larger one is a 413
+/// without reading the rest.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(format!(
+                "request body is larger than {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,156 @@
+//! Queries over the read model. Every answer says how fresh it is (`asOf`).
+
+use actix_web::{web, HttpResponse};
+use arus_actors::ConsumerStats;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::AppState;
+use crate::error::ApiError;
+
+fn as_of(state: &AppState) -> Value {
+    match DateTime::<Utc>::from_timestamp_millis(state.read_model.updated_at_ms()) {
+        Some(t) if state.read_model.updated_at_ms() > 0 => {
+            json!(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        }
+        _ => Value::Null,
+    }
+}
+
+fn active_since_ms(window_seconds: u64) -> i64 {
+    Utc::now().timestamp_millis() - (window_seconds as i64).saturating_mul(1000)
+}
+
+fn event_counts_body(state: &AppState) -> (Value, u64) {
+    let counts = state.read_model.event_counts();
+    let total = counts.values().sum();
+    (json!(counts), total)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn event_counts(state: web::Data<AppState>) -> HttpResponse {
+    let (counts, total) = event_counts_body(&state);
+    HttpResponse::Ok().json(json!({
+        "eventCounts": counts,
+        "total": total,
+        "asOf": as_of(&state),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActiveUsersQuery {
+    window_seconds: Option<u64>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn active_users(
+    state: web::Data<AppState>,
+    query: web::Query<ActiveUsersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let window = query.window_seconds.unwrap_or(state.active_window_seconds);
+    if window == 0 {
+        return Err(ApiError::BadRequest(
+            "windowSeconds must be at least 1".into(),
+        ));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "activeUsers": state.read_model.active_users(active_since_ms(window)),
+        "windowSeconds": window,
+        "uniqueUsers": state.read_model.unique_users(),
+        "asOf": as_of(&state),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopPagesQuery {
+    limit: Option<usize>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn top_pages(
+    state: web::Data<AppState>,
+    query: web::Query<TopPagesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(state.top_pages_limit);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "topPages": state.read_model.top_pages(limit),
+        "limit": limit,
+        "asOf": as_of(&state),
+    })))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn sessions(state: web::Data<AppState>) -> HttpResponse {
+    let mut body = json!(state.read_model.sessions());
+    body["asOf"] = as_of(&state);
+    HttpResponse::Ok().json(body)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn user(
+    state: web::Data<AppState>,
+    user_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let summary = state
+        .read_model
+        .user(&user_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no events of user {user_id:?}")))?;
+    let mut body = json!(summary);
+    body["lastSeen"] = DateTime::<Utc>::from_timestamp_millis(summary.last_seen_ms)
+        .map_or(Value::Null, |t| {
+            json!(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        });
+    body["asOf"] = as_of(&state);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Everything at once: the seed's dashboard call.
+#[tracing::instrument(skip_all)]
+pub async fn analytics(state: web::Data<AppState>) -> HttpResponse {
+    let (counts, total) = event_counts_body(&state);
+    let rm = &state.read_model;
+    HttpResponse::Ok().json(json!({
+        "eventCounts": counts,
+        "totalEvents": total,
+        "totalPageViews": rm.total_page_views(),
+        "uniqueUsers": rm.unique_users(),
+        "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),
+        "topPages": rm.top_pages(state.top_pages_limit),
+        "sessions": rm.sessions(),
+        "asOf": as_of(&state),
+    }))
+}
+
+/// Totals and this instance's consumer.
+#[tracing::instrument(skip_all)]
+pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
+    let (counts, total) = event_counts_body(&state);
+    let rm = &state.read_model;
+    let s = &state.stats;
+    HttpResponse::Ok().json(json!({
+        "totalEvents": total,
+        "totalPageViews": rm.total_page_views(),
+        "uniqueUsers": rm.unique_users(),
+        "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),
+        "eventCounts": counts,
+        "consumer": {
+            "instanceId": state.instance_id,
+            "groupId": state.group_id,
+            "assignedPartitions": state.assignment.partitions(),
+            "recordsConsumed": ConsumerStats::get(&s.records_consumed),
+            "recordsInvalid": ConsumerStats::get(&s.records_invalid),
+            "eventsApplied": ConsumerStats::get(&s.events_applied),
+            "commits": ConsumerStats::get(&s.commits),
+            "rebalances": ConsumerStats::get(&s.rebalances),
+        },
+        "asOf": as_of(&state),
+    }))
+}

@@ -1,0 +1,86 @@
+//! librdkafka settings for each client. The user's pass-through settings come
+//! first; the settings arus's guarantees rest on are forced after them, each
+//! with the reason.
+
+use arus_config::Settings;
+use rdkafka::ClientConfig;
+
+fn base(settings: &Settings, brokers: &str, role: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in &settings.kafka.client {
+        config.set(key, value);
+    }
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", format!("arus-{}-{role}", settings.instance_id));
+    config
+}
+
+/// The ingest producer.
+pub fn producer(settings: &Settings, brokers: &str) -> ClientConfig {
+    let k = &settings.kafka;
+    let mut config = base(settings, brokers, "producer");
+    config
+        // No duplicates or reordering from the producer's own retries.
+        .set("enable.idempotence", "true")
+        // A 2xx promises the event is durable: every in-sync replica has it.
+        .set("acks", "all")
+        // The bound on how long an ingest request waits for Kafka.
+        .set("message.timeout.ms", k.produce_timeout_ms.to_string())
+        .set("compression.type", k.compression.as_str());
+    config
+}
+
+/// The group consumer of the input topics.
+pub fn consumer(settings: &Settings, brokers: &str) -> ClientConfig {
+    let k = &settings.kafka;
+    let mut config = base(settings, brokers, "consumer");
+    config
+        .set("group.id", &k.group_id)
+        .set("session.timeout.ms", k.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", k.heartbeat_interval_ms.to_string())
+        .set("max.poll.interval.ms", k.max_poll_interval_ms.to_string())
+        .set("partition.assignment.strategy", &k.assignment_strategy)
+        // Offsets are committed by the driver, only for applied events.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // Never count a record of an aborted transaction.
+        .set("isolation.level", "read_committed")
+        // A new group starts at the beginning: nothing is skipped.
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    config
+}
+
+/// Admin and metadata clients.
+pub fn admin(settings: &Settings, brokers: &str) -> ClientConfig {
+    base(settings, brokers, "admin")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forced_settings_win_over_pass_through() {
+        let mut settings = arus_config::Loader::new().load().expect("defaults");
+        settings
+            .kafka
+            .client
+            .insert("enable.auto.commit".into(), "true".into());
+        settings.kafka.client.insert("acks".into(), "1".into());
+        settings
+            .kafka
+            .client
+            .insert("fetch.min.bytes".into(), "7".into());
+        let c = consumer(&settings, "127.0.0.1:9092");
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("isolation.level"), Some("read_committed"));
+        assert_eq!(c.get("fetch.min.bytes"), Some("7"));
+        assert_eq!(c.get("group.id"), Some("analytics-consumer-group"));
+        let p = producer(&settings, "127.0.0.1:9092");
+        assert_eq!(p.get("acks"), Some("all"));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("compression.type"), Some("lz4"));
+    }
+}

@@ -1,0 +1,241 @@
+//! Building and running arus: used by `main` and by the black-box tests alike.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Arbiter;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use arus_actors::{ConsumerStats, ReadModel, Router};
+use arus_config::Settings;
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+use crate::health::Health;
+use crate::http::{self, AppState};
+use crate::kafka::admin::provision_topics;
+use crate::kafka::consumer_driver::ConsumerDriver;
+use crate::kafka::embedded::EmbeddedBroker;
+use crate::kafka::producer::EventProducer;
+
+/// Asks a running [`Application`] to shut down, as SIGTERM does.
+#[derive(Clone, Default)]
+pub struct ShutdownHandle {
+    notify: Arc<Notify>,
+    fatal: Arc<Mutex<Option<String>>>,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.notify.notify_one();
+    }
+
+    fn fail(&self, reason: String) {
+        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.notify.notify_one();
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    driver: ConsumerDriver,
+    producer: Arc<EventProducer>,
+    health: Arc<Health>,
+    read_model: Arc<ReadModel>,
+    arbiters: Vec<Arbiter>,
+    shutdown: ShutdownHandle,
+    shutdown_timeout: Duration,
+    // Kept alive for as long as the application runs.
+    _embedded: Option<EmbeddedBroker>,
+}
+
+impl Application {
+    /// Provisions topics, starts the actors, the consumer and the HTTP server.
+    /// Must run inside an actix system.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let k = &settings.kafka;
+        let health = Arc::new(Health::default());
+        let (embedded, brokers) = if k.uses_embedded_broker() {
+            let embedded = EmbeddedBroker::start(&settings)?;
+            let brokers = embedded.bootstrap_servers();
+            (Some(embedded), brokers)
+        } else {
+            provision_topics(&settings, &k.brokers)
+                .await
+                .context("provisioning topics")?;
+            (None, k.brokers.clone())
+        };
+        health.set_topics_ready(true);
+
+        let read_model = Arc::new(ReadModel::new());
+        let stats = Arc::new(ConsumerStats::default());
+        let arbiter_count = match settings.aggregator.arbiters {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        let arbiters: Vec<Arbiter> = (0..arbiter_count).map(|_| Arbiter::new()).collect();
+        let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
+        let router = Arc::new(Router::start(
+            settings.aggregator.shards,
+            settings.consumer.mailbox_capacity,
+            &read_model,
+            &handles,
+        ));
+
+        let shutdown = ShutdownHandle::default();
+        let on_fatal = {
+            let shutdown = shutdown.clone();
+            move |reason| shutdown.fail(reason)
+        };
+        let driver = ConsumerDriver::spawn(
+            &settings,
+            &brokers,
+            router,
+            Arc::clone(&stats),
+            Arc::clone(&health),
+            handles[0].clone(),
+            on_fatal,
+        )
+        .context("starting the consumer")?;
+        let producer =
+            Arc::new(EventProducer::new(&settings, &brokers).context("creating the producer")?);
+
+        let state = web::Data::new(AppState {
+            instance_id: settings.instance_id.clone(),
+            group_id: k.group_id.clone(),
+            user_topic: k.topic_name(&k.topics.user_events),
+            page_topic: k.topic_name(&k.topics.page_views),
+            max_body_bytes: settings.http.max_body_bytes,
+            max_batch_size: settings.http.max_batch_size,
+            active_window_seconds: settings.aggregator.active_window_seconds,
+            top_pages_limit: settings.aggregator.top_pages_limit,
+            producer: Arc::clone(&producer),
+            read_model: Arc::clone(&read_model),
+            stats,
+            health: Arc::clone(&health),
+            assignment: driver.assignment(),
+        });
+        let listener = TcpListener::bind(&settings.http.bind)
+            .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
+        let port = listener.local_addr()?.port();
+        let workers = match settings.http.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        let server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+                .workers(workers)
+                // Signals are handled by run_until_stopped, in the shutdown order.
+                .disable_signals()
+                .listen(listener)?
+                .run();
+        info!(port, instance = %settings.instance_id, brokers = %brokers, "arus listening");
+        Ok(Self {
+            port,
+            server,
+            driver,
+            producer,
+            health,
+            read_model,
+            arbiters,
+            shutdown,
+            shutdown_timeout: Duration::from_millis(settings.shutdown.timeout_ms),
+            _embedded: embedded,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.health)
+    }
+
+    pub fn read_model(&self) -> Arc<ReadModel> {
+        Arc::clone(&self.read_model)
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGTERM, SIGINT, a [`ShutdownHandle`] or a fatal error,
+    /// then shuts down in order: not ready → stop intake → stop consuming and
+    /// commit → leave the group → flush the producer → stop the actors.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            server,
+            mut driver,
+            producer,
+            health,
+            arbiters,
+            shutdown,
+            shutdown_timeout,
+            _embedded,
+            ..
+        } = self;
+        let server_handle = server.handle();
+        let mut server = actix_web::rt::spawn(server);
+        tokio::select! {
+            () = termination() => info!("termination signal received"),
+            () = shutdown.notify.notified() => {}
+            result = &mut server => {
+                warn!(?result, "http server stopped by itself");
+            }
+        }
+        let failure = shutdown.failure();
+        if let Some(reason) = &failure {
+            error!(%reason, "shutting down after a fatal error");
+        }
+        info!("shutting down");
+        health.set_shutting_down();
+        let sequence = async {
+            server_handle.stop(true).await;
+            let producer = Arc::clone(&producer);
+            actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+                driver.stop()?;
+                producer.flush(Duration::from_secs(5))?;
+                for arbiter in arbiters {
+                    arbiter.stop();
+                    arbiter.join().ok();
+                }
+                Ok(())
+            })
+            .await
+            .context("shutdown task")?
+        };
+        match tokio::time::timeout(shutdown_timeout, sequence).await {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("shutdown took longer than shutdown.timeout_ms"),
+        }
+        info!("shutdown complete");
+        match failure {
+            Some(reason) => Err(anyhow::anyhow!(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -78,8 +78,11 @@ impl Shared {
             .map_or("", |(name, _)| name.as_str())
     }
 
-    /// The offsets applied but not yet committed, of all slots or of `only`.
-    fn pending(&self, only: Option<&[SourcePartition]>) -> TopicPartitionList {
+    /// The applied offsets of all slots or of `only`: those not yet
+    /// committed, or with `force` all of them (an async commit marked done
+    /// may still have failed; the commits that hand partitions over must not
+    /// depend on it).
+    fn pending(&self, only: Option<&[SourcePartition]>, force: bool) -> TopicPartitionList {
         let slots = self.slots();
         let mut tpl = TopicPartitionList::new();
         for (source, slot) in slots.iter() {
@@ -87,7 +90,7 @@ impl Shared {
                 continue;
             }
             if let Some(next) = slot.next_offset {
-                if slot.committed != Some(next) {
+                if force || slot.committed != Some(next) {
                     // Cannot fail: the partition is new in this list.
                     let _ = tpl.add_partition_offset(
                         self.topic_name(source.topic),
@@ -146,10 +149,13 @@ impl ConsumerContext for DriverContext {
         // Nothing is in flight (the driver waits for every batch before it
         // polls), so the applied offsets are final: commit them before the
         // partitions go to another member.
-        let pending = shared.pending(Some(&revoked));
+        let pending = shared.pending(Some(&revoked), true);
         if pending.count() > 0 {
             match consumer.commit(&pending, CommitMode::Sync) {
-                Ok(()) => shared.mark_committed(&pending),
+                Ok(()) => {
+                    shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    shared.mark_committed(&pending);
+                }
                 Err(error) => {
                     warn!(%error, "commit on revocation failed; the next owner re-reads from the last commit")
                 }
@@ -200,13 +206,9 @@ impl ConsumerContext for DriverContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        // Only a log: librdkafka does not report every async commit here.
         match result {
-            Ok(()) => {
-                // Async commits count as done only here, once the broker said so.
-                self.shared.mark_committed(offsets);
-                self.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
-                debug!(partitions = offsets.count(), "offsets committed");
-            }
+            Ok(()) => debug!(partitions = offsets.count(), "offsets committed"),
             Err(error) => warn!(%error, "offset commit failed; it is retried with the next one"),
         }
     }
@@ -328,7 +330,7 @@ impl PollLoop {
         // Whatever ended the loop, commit what was applied, then leave the
         // group: dropping the consumer closes it, which revokes (and the
         // revocation callback commits anything left) before leaving.
-        self.commit(CommitMode::Sync);
+        self.commit(CommitMode::Sync, true);
         self.consumer.unsubscribe();
         drop(self.consumer);
         info!("consumer left the group");
@@ -342,7 +344,7 @@ impl PollLoop {
                 self.dispatch(batches)?;
             }
             if last_commit.elapsed() >= self.commit_interval {
-                self.commit(CommitMode::Async);
+                self.commit(CommitMode::Async, false);
                 *last_commit = Instant::now();
             }
         }
@@ -429,14 +431,20 @@ impl PollLoop {
         Ok(())
     }
 
-    fn commit(&self, mode: CommitMode) {
-        let pending = self.shared.pending(None);
+    fn commit(&self, mode: CommitMode, force: bool) {
+        let pending = self.shared.pending(None, force);
         if pending.count() == 0 {
             return;
         }
+        debug!(partitions = pending.count(), ?mode, "committing offsets");
         match self.consumer.commit(&pending, mode) {
-            Ok(()) if matches!(mode, CommitMode::Sync) => self.shared.mark_committed(&pending),
-            Ok(()) => {}
+            Ok(()) => {
+                // For an async commit, accepted for sending; a failure shows
+                // in the log, and the forced commits on revocation and at
+                // shutdown cover it.
+                self.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.shared.mark_committed(&pending);
+            }
             Err(error) => warn!(%error, "offset commit failed; it is retried with the next one"),
         }
     }

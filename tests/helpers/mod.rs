@@ -1,0 +1,203 @@
+//! Booting arus for black-box tests: the real service on port 0, against the
+//! real test broker (`ARUS_TEST_BROKERS`, set by scripts/test.sh), with a
+//! random topic prefix and group per test.
+
+#![allow(dead_code)]
+
+pub mod seed;
+
+use std::time::{Duration, Instant};
+
+use actix_web::rt::task::JoinHandle;
+use arus::startup::{Application, ShutdownHandle};
+use arus_config::Loader;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use uuid::Uuid;
+
+pub fn test_brokers() -> String {
+    std::env::var("ARUS_TEST_BROKERS").unwrap_or_else(|_| {
+        panic!(
+            "ARUS_TEST_BROKERS is not set: run the tests with scripts/test.sh, \
+             which installs and starts the test broker"
+        )
+    })
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub prefix: String,
+    pub brokers: String,
+    pub client: awc::Client,
+    shutdown: ShutdownHandle,
+    running: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings every test app gets; `extra` overrides them.
+fn test_env(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let group = format!("{prefix}group");
+    let mut env: Vec<(String, String)> = [
+        ("ARUS__KAFKA__BROKERS", brokers),
+        ("ARUS__KAFKA__TOPIC_PREFIX", prefix),
+        ("ARUS__KAFKA__GROUP_ID", group.as_str()),
+        ("ARUS__HTTP__BIND", "127.0.0.1:0"),
+        ("ARUS__HTTP__WORKERS", "1"),
+        ("ARUS__AGGREGATOR__ARBITERS", "1"),
+        ("ARUS__INSTANCE_ID", prefix.trim_end_matches('-')),
+        // The test broker's group join waits on the rebalance timeout
+        // (max.poll.interval.ms): short timeouts keep joins near a second.
+        ("ARUS__KAFKA__SESSION_TIMEOUT_MS", "2000"),
+        ("ARUS__KAFKA__HEARTBEAT_INTERVAL_MS", "500"),
+        ("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "2000"),
+        ("ARUS__CONSUMER__COMMIT_INTERVAL_MS", "200"),
+        ("ARUS__SHUTDOWN__TIMEOUT_MS", "15000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+pub fn random_prefix() -> String {
+    format!("t{}-", &Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// Boots arus against the test broker and waits until it is ready.
+pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(&test_brokers(), &random_prefix(), extra).await
+}
+
+pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -> TestApp {
+    // Logs show in a failing test's output (RUST_LOG sets the level).
+    arus::telemetry::init();
+    let settings = Loader::new()
+        .env(test_env(brokers, prefix, extra))
+        .load()
+        .expect("test settings load");
+    let app = Application::build(settings).await.expect("arus builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_handle();
+    let running = actix_web::rt::spawn(app.run_until_stopped());
+    let app = TestApp {
+        address,
+        prefix: prefix.to_string(),
+        brokers: brokers.to_string(),
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+        shutdown,
+        running: Some(running),
+    };
+    app.wait_ready(Duration::from_secs(60)).await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    async fn wait_ready(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Ok(resp) = self.client.get(self.url("/health/ready")).send().await {
+                if resp.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "arus was not ready within {limit:?}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// POSTs a raw body; returns status and JSON answer.
+    pub async fn post_raw(&self, path: &str, body: impl Into<String>) -> (u16, Value) {
+        let mut resp = self
+            .client
+            .post(self.url(path))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body.into())
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        let body = resp.body().limit(16 << 20).await.expect("body read");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(path, body.to_string()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let mut resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        let body = resp.body().limit(16 << 20).await.expect("body read");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Polls `path` until `done` holds for its JSON answer, or panics after `limit`.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{path} did not reach the expected state within {limit:?}; last answer: {body}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The end offset of every partition of `topic`.
+    pub fn end_offsets(&self, topic: &str, partitions: i32) -> Vec<i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("{}watermarks", self.prefix))
+            .create()
+            .expect("consumer");
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks")
+                    .1
+            })
+            .collect()
+    }
+
+    /// Shuts the app down as SIGTERM would and checks it stopped cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown.shutdown();
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("app task")
+                .expect("arus shut down cleanly");
+        }
+    }
+}

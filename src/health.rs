@@ -1,11 +1,13 @@
 //! Liveness and readiness state.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Health {
     topics_ready: AtomicBool,
     joined: AtomicBool,
+    restoring: AtomicUsize,
+    read_model_ready: AtomicBool,
     shutting_down: AtomicBool,
 }
 
@@ -17,6 +19,20 @@ impl Health {
     /// The consumer received its first assignment (possibly empty) from the group.
     pub fn set_joined(&self, joined: bool) {
         self.joined.store(joined, Ordering::SeqCst);
+    }
+
+    /// A restore of assigned partitions from the changelog starts or ends.
+    pub fn restore_started(&self) {
+        self.restoring.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn restore_ended(&self) {
+        self.restoring.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The read model has read the changelog up to its end once.
+    pub fn set_read_model_ready(&self, ready: bool) {
+        self.read_model_ready.store(ready, Ordering::SeqCst);
     }
 
     pub fn set_shutting_down(&self) {
@@ -31,12 +47,25 @@ impl Health {
         self.joined.load(Ordering::SeqCst)
     }
 
+    pub fn restoring(&self) -> bool {
+        self.restoring.load(Ordering::SeqCst) > 0
+    }
+
+    pub fn read_model_ready(&self) -> bool {
+        self.read_model_ready.load(Ordering::SeqCst)
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    /// Ready for traffic: topics exist, the group was joined, not stopping.
+    /// Ready for traffic: topics exist, the group was joined, assigned state
+    /// is restored, the read model caught up once, and not stopping.
     pub fn ready(&self) -> bool {
-        self.topics_ready() && self.joined() && !self.shutting_down()
+        self.topics_ready()
+            && self.joined()
+            && !self.restoring()
+            && self.read_model_ready()
+            && !self.shutting_down()
     }
 }

@@ -16,7 +16,8 @@ use tracing::{error, info, warn};
 use crate::health::Health;
 use crate::http::{self, AppState};
 use crate::kafka::admin::provision_topics;
-use crate::kafka::consumer_driver::ConsumerDriver;
+use crate::kafka::changelog_reader::ReadModelFeeder;
+use crate::kafka::consumer_driver::{ConsumerDriver, DriverParts};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::kafka::producer::EventProducer;
 
@@ -46,6 +47,7 @@ pub struct Application {
     port: u16,
     server: Server,
     driver: ConsumerDriver,
+    feeder: ReadModelFeeder,
     producer: Arc<EventProducer>,
     health: Arc<Health>,
     read_model: Arc<ReadModel>,
@@ -85,9 +87,17 @@ impl Application {
         let router = Arc::new(Router::start(
             settings.aggregator.shards,
             settings.consumer.mailbox_capacity,
-            &read_model,
             &handles,
         ));
+        // Every instance reads every changelog partition: any of them
+        // answers for all partitions.
+        let feeder = ReadModelFeeder::spawn(
+            &settings,
+            &brokers,
+            Arc::clone(&read_model),
+            Arc::clone(&health),
+        )
+        .context("starting the read model")?;
 
         let shutdown = ShutdownHandle::default();
         let on_fatal = {
@@ -97,10 +107,12 @@ impl Application {
         let driver = ConsumerDriver::spawn(
             &settings,
             &brokers,
-            router,
-            Arc::clone(&stats),
-            Arc::clone(&health),
-            handles[0].clone(),
+            DriverParts {
+                router,
+                stats: Arc::clone(&stats),
+                health: Arc::clone(&health),
+                arbiter: handles[0].clone(),
+            },
             on_fatal,
         )
         .context("starting the consumer")?;
@@ -141,6 +153,7 @@ impl Application {
             port,
             server,
             driver,
+            feeder,
             producer,
             health,
             read_model,
@@ -174,6 +187,7 @@ impl Application {
         let Self {
             server,
             mut driver,
+            mut feeder,
             producer,
             health,
             arbiters,
@@ -202,6 +216,7 @@ impl Application {
             let producer = Arc::clone(&producer);
             actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
                 driver.stop()?;
+                feeder.stop();
                 producer.flush(Duration::from_secs(5))?;
                 for arbiter in arbiters {
                     arbiter.stop();

@@ -1,15 +1,17 @@
 //! `AggregatorShard<M>`: owns metric `M`'s state for the keys hashed to it.
-
-use std::sync::Arc;
+//!
+//! Events change the state and mark entries dirty; at each commit the driver
+//! collects the dirty entries with [`Flush`] and writes them to the changelog
+//! in the same Kafka transaction as the input offsets they are valid through.
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use tracing::debug;
 
 use crate::event::Event;
 use crate::metrics::Metric;
-use crate::read_model::ReadModel;
 use crate::source::SourcePartition;
 use crate::state::StateUpdate;
+use std::sync::Arc;
 
 /// Events of one source partition for one shard, in offset order.
 #[derive(Message)]
@@ -27,22 +29,33 @@ pub struct ApplyOutcome {
     pub skipped: usize,
 }
 
+/// Hands over the entries changed since the last flush.
+#[derive(Message)]
+#[rtype(result = "Vec<StateUpdate>")]
+pub struct Flush;
+
+/// Loads entries restored from the changelog.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Restore(pub Vec<StateUpdate>);
+
+/// Drops the state of these source partitions.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forget(pub Vec<SourcePartition>);
+
 pub struct AggregatorShard<M: Metric> {
     index: usize,
     state: M,
-    read_model: Arc<ReadModel>,
     mailbox_capacity: usize,
-    updates: Vec<StateUpdate>,
 }
 
 impl<M: Metric> AggregatorShard<M> {
-    pub fn new(index: usize, read_model: Arc<ReadModel>, mailbox_capacity: usize) -> Self {
+    pub fn new(index: usize, mailbox_capacity: usize) -> Self {
         Self {
             index,
             state: M::default(),
-            read_model,
             mailbox_capacity,
-            updates: Vec::new(),
         }
     }
 }
@@ -74,10 +87,36 @@ impl<M: Metric> Handler<Apply> for AggregatorShard<M> {
                 outcome.skipped += 1;
             }
         }
-        self.state.drain_updates(&mut self.updates);
-        for update in self.updates.drain(..) {
-            self.read_model.apply(update);
-        }
         MessageResult(outcome)
+    }
+}
+
+impl<M: Metric> Handler<Flush> for AggregatorShard<M> {
+    type Result = MessageResult<Flush>;
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
+        let mut updates = Vec::new();
+        self.state.drain_updates(&mut updates);
+        MessageResult(updates)
+    }
+}
+
+impl<M: Metric> Handler<Restore> for AggregatorShard<M> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Restore, _ctx: &mut Self::Context) {
+        for update in msg.0 {
+            self.state.restore(update);
+        }
+    }
+}
+
+impl<M: Metric> Handler<Forget> for AggregatorShard<M> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Forget, _ctx: &mut Self::Context) {
+        for source in msg.0 {
+            self.state.forget(source);
+        }
     }
 }

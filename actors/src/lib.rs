@@ -10,8 +10,9 @@
 //!   ▼
 //! AggregatorShard<EventCounts | Users | TopPages | Sessions>  (N shards each, bounded mailboxes)
 //!   │ apply unless the entry's `as_of` already includes the offset
+//!   │ Flush at each commit: the changed entries, written to the changelog
 //!   ▼
-//! ReadModel (dashmap) ──▶ query endpoints
+//! changelog (Kafka) ──▶ ReadModel (dashmap, all partitions) ──▶ query endpoints
 //! ```
 //!
 //! Batches, not single events, cross every actor boundary: one message per
@@ -20,6 +21,7 @@
 //! filling memory. This crate knows nothing of Kafka clients or HTTP.
 
 mod aggregator_shard;
+pub mod changelog;
 pub mod event;
 pub mod metrics;
 mod partition_consumer;
@@ -29,7 +31,7 @@ pub mod source;
 pub mod state;
 mod stats;
 
-pub use aggregator_shard::{AggregatorShard, Apply, ApplyOutcome};
+pub use aggregator_shard::{AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Restore};
 pub use partition_consumer::{
     decode, BatchOutcome, DecodeError, ErrorClass, PartitionConsumer, ProcessBatch, ProcessError,
 };

@@ -19,6 +19,13 @@ pub trait Metric: Default + Unpin + Send + 'static {
 
     /// Appends the entries changed since the last call.
     fn drain_updates(&mut self, out: &mut Vec<StateUpdate>);
+
+    /// Loads an entry of this metric restored from the changelog; entries of
+    /// other metrics are ignored.
+    fn restore(&mut self, update: StateUpdate);
+
+    /// Drops the state of a source partition (revoked, or to be restored again).
+    fn forget(&mut self, source: SourcePartition);
 }
 
 /// User events by type.
@@ -49,6 +56,21 @@ impl Metric for EventCounts {
                 entry,
             }
         }));
+    }
+
+    fn restore(&mut self, update: StateUpdate) {
+        if let StateUpdate::EventCount {
+            source,
+            event_type,
+            entry,
+        } = update
+        {
+            self.0.restore(source, event_type, entry);
+        }
+    }
+
+    fn forget(&mut self, source: SourcePartition) {
+        self.0.forget(source);
     }
 }
 
@@ -88,6 +110,21 @@ impl Metric for Users {
                 }),
         );
     }
+
+    fn restore(&mut self, update: StateUpdate) {
+        if let StateUpdate::User {
+            source,
+            user_id,
+            entry,
+        } = update
+        {
+            self.0.restore(source, user_id, entry);
+        }
+    }
+
+    fn forget(&mut self, source: SourcePartition) {
+        self.0.forget(source);
+    }
 }
 
 /// Page views by URL.
@@ -119,6 +156,16 @@ impl Metric for TopPages {
                 .drain_dirty()
                 .map(|(source, url, entry)| StateUpdate::Page { source, url, entry }),
         );
+    }
+
+    fn restore(&mut self, update: StateUpdate) {
+        if let StateUpdate::Page { source, url, entry } = update {
+            self.0.restore(source, url, entry);
+        }
+    }
+
+    fn forget(&mut self, source: SourcePartition) {
+        self.0.forget(source);
     }
 }
 
@@ -167,6 +214,21 @@ impl Metric for Sessions {
                     entry,
                 }),
         );
+    }
+
+    fn restore(&mut self, update: StateUpdate) {
+        if let StateUpdate::Session {
+            source,
+            user_id,
+            entry,
+        } = update
+        {
+            self.0.restore(source, user_id, entry);
+        }
+    }
+
+    fn forget(&mut self, source: SourcePartition) {
+        self.0.forget(source);
     }
 }
 

@@ -193,7 +193,7 @@ mod tests {
     async fn batches_are_applied_once_and_invalid_records_skipped() {
         let read_model = Arc::new(ReadModel::new());
         let arbiters = [Arbiter::current()];
-        let router = Arc::new(Router::start(3, 4, &read_model, &arbiters));
+        let router = Arc::new(Router::start(3, 4, &arbiters));
         let stats = Arc::new(ConsumerStats::default());
         let source = SourcePartition::new(InputTopic::UserEvents, 2);
         let consumer =
@@ -234,6 +234,14 @@ mod tests {
         // 3 event counts + 3 users + 2 sessions (login, logout).
         assert_eq!(again.replayed_updates, 8);
         assert_eq!(again.applied, 3);
+        // The changed entries, each once: login, purchase, logout counts;
+        // users a and b; a's session.
+        let updates = router.flush().await.expect("flushed");
+        assert_eq!(updates.len(), 6);
+        assert!(router.flush().await.expect("flushed").is_empty());
+        for update in updates {
+            read_model.apply(update);
+        }
         let counts = read_model.event_counts();
         assert_eq!(counts.get("login"), Some(&1));
         assert_eq!(counts.get("purchase"), Some(&1));

@@ -26,6 +26,7 @@ pub struct ReadModel {
     sessions: DashMap<String, PerSource<SessionState>>,
     updates_applied: AtomicU64,
     updated_at_ms: AtomicI64,
+    lag: AtomicI64,
 }
 
 fn upsert<K: Hash + Eq, E: Entry>(
@@ -104,6 +105,15 @@ impl ReadModel {
     /// When the read model last changed, in milliseconds since the epoch (0: never).
     pub fn updated_at_ms(&self) -> i64 {
         self.updated_at_ms.load(Ordering::Relaxed)
+    }
+
+    /// Changelog records not yet applied, as last measured.
+    pub fn lag(&self) -> i64 {
+        self.lag.load(Ordering::Relaxed)
+    }
+
+    pub fn set_lag(&self, lag: i64) {
+        self.lag.store(lag, Ordering::Relaxed);
     }
 
     pub fn updates_applied(&self) -> u64 {

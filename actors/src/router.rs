@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use actix::{Actor, ArbiterHandle, Recipient};
 
-use crate::aggregator_shard::{AggregatorShard, Apply};
+use crate::aggregator_shard::{AggregatorShard, Apply, Flush, Forget, Restore};
 use crate::event::Event;
 use crate::metrics::{EventCounts, Metric, Sessions, TopPages, Users};
-use crate::read_model::ReadModel;
 use crate::source::SourcePartition;
+use crate::state::StateUpdate;
+use actix::MailboxError;
+use futures::future::join_all;
 
 /// FNV-1a: stable across builds and platforms, unlike std's `DefaultHasher`.
 pub fn key_hash(key: &str) -> u64 {
@@ -24,13 +26,27 @@ pub fn key_hash(key: &str) -> u64 {
 struct Route {
     metric: &'static str,
     key: fn(&Event) -> Option<&str>,
-    shards: Vec<Recipient<Apply>>,
+    shards: Vec<Shard>,
+}
+
+/// One shard's mailboxes, by message.
+#[derive(Clone)]
+struct Shard {
+    apply: Recipient<Apply>,
+    flush: Recipient<Flush>,
+    restore: Recipient<Restore>,
+    forget: Recipient<Forget>,
+}
+
+impl Route {
+    fn shard_of(&self, key: &str) -> usize {
+        (key_hash(key) % self.shards.len() as u64) as usize
+    }
 }
 
 struct ShardSpawner<'a> {
     shards: usize,
     mailbox_capacity: usize,
-    read_model: &'a Arc<ReadModel>,
     arbiters: &'a [ArbiterHandle],
     /// Shards started so far, to spread them round-robin over the arbiters.
     placed: usize,
@@ -42,12 +58,16 @@ impl ShardSpawner<'_> {
             .map(|index| {
                 let arbiter = &self.arbiters[self.placed % self.arbiters.len()];
                 self.placed += 1;
-                let read_model = Arc::clone(self.read_model);
                 let cap = self.mailbox_capacity;
-                AggregatorShard::<M>::start_in_arbiter(arbiter, move |_| {
-                    AggregatorShard::new(index, read_model, cap)
-                })
-                .recipient()
+                let addr = AggregatorShard::<M>::start_in_arbiter(arbiter, move |_| {
+                    AggregatorShard::new(index, cap)
+                });
+                Shard {
+                    apply: addr.clone().recipient(),
+                    flush: addr.clone().recipient(),
+                    restore: addr.clone().recipient(),
+                    forget: addr.recipient(),
+                }
             })
             .collect();
         Route {
@@ -65,17 +85,11 @@ pub struct Router {
 
 impl Router {
     /// Starts `shards` shards of every metric, spread over `arbiters`.
-    pub fn start(
-        shards: usize,
-        mailbox_capacity: usize,
-        read_model: &Arc<ReadModel>,
-        arbiters: &[ArbiterHandle],
-    ) -> Self {
+    pub fn start(shards: usize, mailbox_capacity: usize, arbiters: &[ArbiterHandle]) -> Self {
         assert!(!arbiters.is_empty(), "shards need an arbiter to run on");
         let mut spawner = ShardSpawner {
             shards: shards.max(1),
             mailbox_capacity,
-            read_model,
             arbiters,
             placed: 0,
         };
@@ -97,25 +111,80 @@ impl Router {
     ) -> Vec<(&'static str, Recipient<Apply>, Apply)> {
         let mut out = Vec::new();
         for route in &self.routes {
-            let n = route.shards.len();
-            let mut per_shard: Vec<Vec<(i64, Arc<Event>)>> = vec![Vec::new(); n];
+            let mut per_shard: Vec<Vec<(i64, Arc<Event>)>> = vec![Vec::new(); route.shards.len()];
             for (offset, event) in events {
                 if let Some(key) = (route.key)(event) {
-                    let shard = (key_hash(key) % n as u64) as usize;
-                    per_shard[shard].push((*offset, Arc::clone(event)));
+                    per_shard[route.shard_of(key)].push((*offset, Arc::clone(event)));
                 }
             }
             for (shard, events) in per_shard.into_iter().enumerate() {
                 if !events.is_empty() {
                     out.push((
                         route.metric,
-                        route.shards[shard].clone(),
+                        route.shards[shard].apply.clone(),
                         Apply { source, events },
                     ));
                 }
             }
         }
         out
+    }
+}
+
+impl Router {
+    fn shards(&self) -> impl Iterator<Item = &Shard> {
+        self.routes.iter().flat_map(|r| r.shards.iter())
+    }
+
+    /// Every shard's changed entries since the last flush. Called with no
+    /// batch in flight (the commit barrier), so the entries are exactly the
+    /// effect of the events up to the offsets being committed.
+    pub async fn flush(&self) -> Result<Vec<StateUpdate>, MailboxError> {
+        let flushed = join_all(self.shards().map(|s| s.flush.send(Flush))).await;
+        let mut updates = Vec::new();
+        for result in flushed {
+            updates.extend(result?);
+        }
+        Ok(updates)
+    }
+
+    /// Loads restored entries into the shards their keys route to.
+    pub async fn restore(&self, updates: Vec<StateUpdate>) -> Result<(), MailboxError> {
+        let mut per_shard: Vec<Vec<Vec<StateUpdate>>> = self
+            .routes
+            .iter()
+            .map(|r| vec![Vec::new(); r.shards.len()])
+            .collect();
+        for update in updates {
+            let (metric, key) = update.route();
+            if let Some(i) = self.routes.iter().position(|r| r.metric == metric) {
+                let shard = self.routes[i].shard_of(key);
+                per_shard[i][shard].push(update);
+            }
+        }
+        let mut sends = Vec::new();
+        for (route, shards) in self.routes.iter().zip(per_shard) {
+            for (shard, updates) in route.shards.iter().zip(shards) {
+                if !updates.is_empty() {
+                    sends.push(shard.restore.send(Restore(updates)));
+                }
+            }
+        }
+        for result in join_all(sends).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Drops the state of these source partitions in every shard.
+    pub async fn forget(&self, sources: &[SourcePartition]) -> Result<(), MailboxError> {
+        let sends = self
+            .shards()
+            .map(|s| s.forget.send(Forget(sources.to_vec())));
+        for result in join_all(sends).await {
+            result?;
+        }
+        Ok(())
     }
 }
 

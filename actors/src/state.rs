@@ -147,6 +147,38 @@ pub enum StateUpdate {
     },
 }
 
+impl StateUpdate {
+    /// The metric this entry belongs to and the key it is routed by: the
+    /// same key the metric routes events by, so a restored entry lands on
+    /// the shard its events go to.
+    pub fn route(&self) -> (&'static str, &str) {
+        match self {
+            StateUpdate::EventCount { event_type, .. } => ("event-counts", event_type.as_str()),
+            StateUpdate::User { user_id, .. } => ("users", user_id),
+            StateUpdate::Page { url, .. } => ("top-pages", url),
+            StateUpdate::Session { user_id, .. } => ("sessions", user_id),
+        }
+    }
+
+    pub fn source(&self) -> SourcePartition {
+        match self {
+            StateUpdate::EventCount { source, .. }
+            | StateUpdate::User { source, .. }
+            | StateUpdate::Page { source, .. }
+            | StateUpdate::Session { source, .. } => *source,
+        }
+    }
+
+    pub fn as_of(&self) -> i64 {
+        match self {
+            StateUpdate::EventCount { entry, .. } => entry.as_of,
+            StateUpdate::User { entry, .. } => entry.as_of,
+            StateUpdate::Page { entry, .. } => entry.as_of,
+            StateUpdate::Session { entry, .. } => entry.as_of,
+        }
+    }
+}
+
 struct Slot<E> {
     entry: E,
     dirty: bool,
@@ -202,6 +234,26 @@ impl<K: Hash + Eq + Clone, E: Entry> Table<K, E> {
             self.dirty.push((source, key.to_owned()));
         }
         true
+    }
+
+    /// Loads an entry restored from the changelog, unless the table already
+    /// holds a newer one. Restored entries are not dirty: they are already
+    /// in the changelog.
+    pub fn restore(&mut self, source: SourcePartition, key: K, entry: E) {
+        let entries = self.partitions.entry(source).or_default();
+        match entries.get_mut(&key) {
+            Some(slot) if slot.entry.as_of() >= entry.as_of() => {}
+            Some(slot) => slot.entry = entry,
+            None => {
+                entries.insert(
+                    key,
+                    Slot {
+                        entry,
+                        dirty: false,
+                    },
+                );
+            }
+        }
     }
 
     /// The entries changed since the last call, each once, in its latest state.

@@ -43,6 +43,7 @@ pub struct KafkaSettings {
     pub max_poll_interval_ms: u64,
     pub assignment_strategy: String,
     pub admin_timeout_ms: u64,
+    pub transaction_timeout_ms: u64,
     /// librdkafka settings passed through to every client.
     pub client: BTreeMap<String, String>,
     pub topics: Topics,
@@ -125,6 +126,7 @@ pub struct ConsumerSettings {
     pub poll_timeout_ms: u64,
     pub commit_interval_ms: u64,
     pub mailbox_capacity: usize,
+    pub restore_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +201,11 @@ impl Settings {
         at_least("kafka.replication_factor", k.replication_factor.into(), 1)?;
         at_least("kafka.produce_timeout_ms", k.produce_timeout_ms as i64, 1)?;
         at_least("kafka.admin_timeout_ms", k.admin_timeout_ms as i64, 1)?;
+        at_least(
+            "kafka.transaction_timeout_ms",
+            k.transaction_timeout_ms as i64,
+            1000,
+        )?;
         at_least("kafka.session_timeout_ms", k.session_timeout_ms as i64, 1)?;
         if k.heartbeat_interval_ms >= k.session_timeout_ms {
             return Err(invalid(
@@ -307,6 +314,11 @@ impl Settings {
             1,
         )?;
         at_least("consumer.mailbox_capacity", c.mailbox_capacity as i64, 1)?;
+        at_least(
+            "consumer.restore_timeout_ms",
+            c.restore_timeout_ms as i64,
+            1,
+        )?;
         let a = &self.aggregator;
         at_least("aggregator.shards", a.shards as i64, 1)?;
         at_least(

@@ -19,6 +19,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         "checks": {
             "topics": h.topics_ready(),
             "consumerGroup": h.joined(),
+            "restoring": h.restoring(),
+            "readModel": h.read_model_ready(),
             "shuttingDown": h.shutting_down(),
         },
     });

@@ -1,4 +1,5 @@
-//! Queries over the read model. Every answer says how fresh it is (`asOf`).
+//! Queries over the read model. Every answer says how fresh it is: `asOf`,
+//! when the read model last changed, and `lag`, changelog records not yet in it.
 
 use actix_web::{web, HttpResponse};
 use arus_actors::ConsumerStats;
@@ -35,6 +36,7 @@ pub async fn event_counts(state: web::Data<AppState>) -> HttpResponse {
         "eventCounts": counts,
         "total": total,
         "asOf": as_of(&state),
+        "lag": state.read_model.lag(),
     }))
 }
 
@@ -60,6 +62,7 @@ pub async fn active_users(
         "windowSeconds": window,
         "uniqueUsers": state.read_model.unique_users(),
         "asOf": as_of(&state),
+        "lag": state.read_model.lag(),
     })))
 }
 
@@ -84,6 +87,7 @@ pub async fn top_pages(
         "topPages": state.read_model.top_pages(limit),
         "limit": limit,
         "asOf": as_of(&state),
+        "lag": state.read_model.lag(),
     })))
 }
 
@@ -91,6 +95,7 @@ pub async fn top_pages(
 pub async fn sessions(state: web::Data<AppState>) -> HttpResponse {
     let mut body = json!(state.read_model.sessions());
     body["asOf"] = as_of(&state);
+    body["lag"] = json!(state.read_model.lag());
     HttpResponse::Ok().json(body)
 }
 
@@ -109,6 +114,7 @@ pub async fn user(
             json!(t.to_rfc3339_opts(SecondsFormat::Millis, true))
         });
     body["asOf"] = as_of(&state);
+    body["lag"] = json!(state.read_model.lag());
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -126,6 +132,7 @@ pub async fn analytics(state: web::Data<AppState>) -> HttpResponse {
         "topPages": rm.top_pages(state.top_pages_limit),
         "sessions": rm.sessions(),
         "asOf": as_of(&state),
+        "lag": state.read_model.lag(),
     }))
 }
 
@@ -152,5 +159,6 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "rebalances": ConsumerStats::get(&s.rebalances),
         },
         "asOf": as_of(&state),
+        "lag": state.read_model.lag(),
     }))
 }

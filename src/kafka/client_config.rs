@@ -31,6 +31,46 @@ pub fn producer(settings: &Settings, brokers: &str) -> ClientConfig {
     config
 }
 
+/// The transactional producer of the changelog. Its `transactional.id` is
+/// stable per instance: a restarted instance fences its predecessor and
+/// aborts whatever transaction that one left open.
+pub fn transactional_producer(settings: &Settings, brokers: &str) -> ClientConfig {
+    let k = &settings.kafka;
+    let mut config = base(settings, brokers, "committer");
+    config
+        .set(
+            "transactional.id",
+            format!("arus-{}-{}", k.group_id, settings.instance_id),
+        )
+        .set(
+            "transaction.timeout.ms",
+            k.transaction_timeout_ms.to_string(),
+        )
+        // Transactions need the idempotent producer and every replica's ack.
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", k.compression.as_str());
+    config
+}
+
+/// A reader of the changelog: assigned partitions, never a group member.
+pub fn changelog_reader(settings: &Settings, brokers: &str, role: &str) -> ClientConfig {
+    let mut config = base(settings, brokers, role);
+    config
+        // librdkafka wants a group id even for assigned partitions; it never
+        // joins, and never commits.
+        .set("group.id", format!("arus-{}-{role}", settings.instance_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // State of aborted transactions is not state (where the broker hides it).
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // Answer a fetch soon after data arrives: the read model's freshness.
+        .set("fetch.wait.max.ms", "50");
+    config
+}
+
 /// The group consumer of the input topics.
 pub fn consumer(settings: &Settings, brokers: &str) -> ClientConfig {
     let k = &settings.kafka;

@@ -1,8 +1,12 @@
 //! Kafka wiring: client settings, topic provisioning, the embedded broker,
-//! the ingest producer and the consumer driver.
+//! the ingest producer, the consumer driver with its transactional
+//! committer, and the changelog readers.
 
 pub mod admin;
+pub mod changelog_reader;
 pub mod client_config;
+pub mod committer;
 pub mod consumer_driver;
 pub mod embedded;
+mod partitions;
 pub mod producer;

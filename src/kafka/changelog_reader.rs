@@ -1,0 +1,238 @@
+//! Reading the changelog: restoring assigned partitions' state, and feeding
+//! the global read model from every partition.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use arus_actors::changelog;
+use arus_actors::state::StateUpdate;
+use arus_actors::ReadModel;
+use arus_config::Settings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::client_config;
+use crate::health::Health;
+
+fn changelog_topic(settings: &Settings) -> String {
+    let k = &settings.kafka;
+    k.topic_name(&k.topics.analytics_events)
+}
+
+/// How far `reader` is from the end of each partition: end offset minus
+/// position. The position passes transaction markers, which are never
+/// delivered as records, so a read-to-the-end ends at 0. End offsets are asked
+/// through `ends`, another client: asking through the reader itself stalls
+/// its fetches on some brokers.
+fn lags(
+    reader: &BaseConsumer,
+    ends: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> anyhow::Result<HashMap<i32, i64>> {
+    let positions = reader.position()?;
+    let mut lags = HashMap::new();
+    for &p in partitions {
+        let (low, high) = ends.fetch_watermarks(topic, p, timeout)?;
+        let position = match positions.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => low,
+        };
+        lags.insert(p, (high - position.max(low)).max(0));
+    }
+    Ok(lags)
+}
+
+/// Reads changelog partitions from the start to their current end and
+/// returns the entries `keep` accepts, oldest first.
+pub fn restore(
+    settings: &Settings,
+    brokers: &str,
+    partitions: &[i32],
+    keep: impl Fn(&StateUpdate) -> bool,
+) -> anyhow::Result<Vec<StateUpdate>> {
+    let topic = changelog_topic(settings);
+    let timeout = Duration::from_millis(settings.kafka.admin_timeout_ms);
+    let consumer: BaseConsumer = client_config::changelog_reader(settings, brokers, "restore")
+        .create()
+        .context("creating the restore consumer")?;
+    let mut ends = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
+        }
+    }
+    let mut updates = Vec::new();
+    if ends.is_empty() {
+        return Ok(updates);
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_millis(settings.consumer.restore_timeout_ms);
+    let mut last_check = Instant::now();
+    while !ends.is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "restoring changelog partitions {partitions:?} took longer than consumer.restore_timeout_ms"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            match changelog::decode(message.payload()) {
+                Ok(update) if keep(&update) => updates.push(update),
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(partition = message.partition(), offset = message.offset(), %error, "skipped changelog record")
+                }
+            }
+            if ends
+                .get(&message.partition())
+                .is_some_and(|end| message.offset() + 1 >= *end)
+            {
+                ends.remove(&message.partition());
+            }
+        }
+        // Markers of transactions end many partitions: ask for the position.
+        if last_check.elapsed() > Duration::from_millis(200) {
+            last_check = Instant::now();
+            let positions = consumer.position()?;
+            ends.retain(|p, end| {
+                !matches!(
+                    positions.find_partition(&topic, *p).map(|e| e.offset()),
+                    Some(Offset::Offset(o)) if o >= *end
+                )
+            });
+        }
+    }
+    Ok(updates)
+}
+
+/// Feeds the read model from every changelog partition, on its own thread.
+pub struct ReadModelFeeder {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReadModelFeeder {
+    pub fn spawn(
+        settings: &Settings,
+        brokers: &str,
+        read_model: Arc<ReadModel>,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Self> {
+        let topic = changelog_topic(settings);
+        let timeout = Duration::from_millis(settings.kafka.admin_timeout_ms);
+        let consumer: BaseConsumer =
+            client_config::changelog_reader(settings, brokers, "read-model")
+                .create()
+                .context("creating the read model consumer")?;
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
+        anyhow::ensure!(
+            !partitions.is_empty(),
+            "changelog topic {topic} has no partitions"
+        );
+        let mut tpl = TopicPartitionList::new();
+        for &p in &partitions {
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let ends: BaseConsumer =
+            client_config::changelog_reader(settings, brokers, "read-model-lag")
+                .create()
+                .context("creating the read model lag client")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("arus-read-model".into())
+                .spawn(move || {
+                    let feeder = Feed {
+                        reader: &consumer,
+                        ends: &ends,
+                        topic: &topic,
+                        partitions: &partitions,
+                        timeout,
+                    };
+                    feeder.run(&read_model, &health, &stop);
+                })?
+        };
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().ok();
+        }
+    }
+}
+
+impl Drop for ReadModelFeeder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Feed<'a> {
+    reader: &'a BaseConsumer,
+    ends: &'a BaseConsumer,
+    topic: &'a str,
+    partitions: &'a [i32],
+    timeout: Duration,
+}
+
+impl Feed<'_> {
+    fn run(&self, read_model: &ReadModel, health: &Health, stop: &AtomicBool) {
+        let mut last_lag = Instant::now() - Duration::from_secs(1);
+        while !stop.load(Ordering::SeqCst) {
+            if let Some(message) = self.reader.poll(Duration::from_millis(50)) {
+                match message {
+                    Ok(m) => match changelog::decode(m.payload()) {
+                        Ok(update) => read_model.apply(update),
+                        Err(error) => {
+                            warn!(partition = m.partition(), offset = m.offset(), %error, "skipped changelog record")
+                        }
+                    },
+                    Err(error) => warn!(%error, "changelog read error"),
+                }
+            }
+            if last_lag.elapsed() >= Duration::from_millis(500) {
+                last_lag = Instant::now();
+                match lags(
+                    self.reader,
+                    self.ends,
+                    self.topic,
+                    self.partitions,
+                    self.timeout,
+                ) {
+                    Ok(lags) => {
+                        let total = lags.values().sum();
+                        read_model.set_lag(total);
+                        if total == 0 && !health.read_model_ready() {
+                            info!("read model caught up with the changelog");
+                            health.set_read_model_ready(true);
+                        }
+                    }
+                    Err(error) => warn!(%error, "cannot read changelog end offsets"),
+                }
+            }
+        }
+    }
+}

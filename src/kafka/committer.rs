@@ -1,0 +1,150 @@
+//! The committer: writes changed state to the changelog and the input
+//! offsets it is valid through in one Kafka transaction.
+//!
+//! Its calls block (transactions are synchronous in librdkafka), so it lives
+//! on the consumer driver's thread, never on an actix arbiter. The driver
+//! calls it at its commit barrier, when no batch is in flight.
+
+use std::time::Duration;
+
+use arus_actors::changelog;
+use arus_actors::state::StateUpdate;
+use arus_config::Settings;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::TopicPartitionList;
+use tracing::{debug, warn};
+
+use super::client_config;
+
+/// How a failed commit is to be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The transaction was aborted: nothing of it counts. The caller rolls
+    /// its partitions back to the last commit and goes on.
+    #[error("transaction aborted: {0}")]
+    Aborted(KafkaError),
+    /// The producer cannot go on (fenced by a newer instance with the same
+    /// transactional.id, or a fatal error).
+    #[error("transactional producer failed: {0}")]
+    Fatal(KafkaError),
+}
+
+fn is_fatal(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Transaction(e) => e.is_fatal(),
+        other => matches!(
+            other.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::ProducerFenced)
+        ),
+    }
+}
+
+fn is_retriable(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e) if e.is_retriable())
+}
+
+pub struct Committer {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    topic: String,
+    timeout: Duration,
+}
+
+impl Committer {
+    /// Creates the transactional producer and fences any older producer of
+    /// this instance (its open transaction is aborted).
+    pub fn new(settings: &Settings, brokers: &str) -> anyhow::Result<Self> {
+        let k = &settings.kafka;
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            client_config::transactional_producer(settings, brokers).create()?;
+        let timeout = Duration::from_millis(k.transaction_timeout_ms.max(k.admin_timeout_ms));
+        producer.init_transactions(timeout)?;
+        Ok(Self {
+            producer,
+            topic: k.topic_name(&k.topics.analytics_events),
+            timeout,
+        })
+    }
+
+    /// One transaction: every update to its changelog partition, and the
+    /// consumer offsets. Either all of it commits or none of it does.
+    pub fn commit(
+        &self,
+        updates: &[StateUpdate],
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), CommitError> {
+        self.producer.begin_transaction().map_err(|e| {
+            if is_fatal(&e) {
+                CommitError::Fatal(e)
+            } else {
+                CommitError::Aborted(e)
+            }
+        })?;
+        match self.write(updates, offsets, group) {
+            Ok(()) => {
+                debug!(
+                    updates = updates.len(),
+                    partitions = offsets.count(),
+                    "transaction committed"
+                );
+                Ok(())
+            }
+            Err(error) if is_fatal(&error) => Err(CommitError::Fatal(error)),
+            Err(error) => {
+                warn!(%error, "aborting transaction");
+                if let Err(abort) = self.producer.abort_transaction(self.timeout) {
+                    return Err(CommitError::Fatal(abort));
+                }
+                Err(CommitError::Aborted(error))
+            }
+        }
+    }
+
+    fn write(
+        &self,
+        updates: &[StateUpdate],
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), KafkaError> {
+        for update in updates {
+            let record = changelog::encode(update).map_err(|error| {
+                warn!(%error, "cannot encode state entry");
+                KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)
+            })?;
+            let mut pending = BaseRecord::to(&self.topic)
+                .partition(record.partition)
+                .key(&record.key)
+                .payload(&record.value);
+            // A full queue empties as the producer's thread sends: wait for it
+            // rather than drop a state change.
+            loop {
+                match self.producer.send(pending) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        pending = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((error, _)) => return Err(error),
+                }
+            }
+        }
+        if offsets.count() > 0 {
+            self.producer
+                .send_offsets_to_transaction(offsets, group, self.timeout)?;
+        }
+        let mut attempts = 0;
+        loop {
+            match self.producer.commit_transaction(self.timeout) {
+                Ok(()) => return Ok(()),
+                Err(error) if is_retriable(&error) && attempts < 3 => {
+                    attempts += 1;
+                    warn!(%error, attempts, "retrying transaction commit");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Invariants 1 and 2 against the real test broker, with exact counts:
+//! several instances in one group, rebalances under load, restore from the
+//! changelog, and every instance answering for all partitions.
+
+mod helpers;
+
+use std::time::Duration;
+
+use helpers::{random_prefix, spawn_app_on, test_brokers, TestApp};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The `i`-th event of a workload: 1,000 users, the four types in turn.
+fn event(i: usize) -> Value {
+    let kind = ["login", "view", "purchase", "logout"][i % 4];
+    json!({"userId": format!("user-{}", i % 1000), "eventType": kind, "metadata": {"i": i}})
+}
+
+/// Sends events `from..to` as batches of `batch` to `app`.
+async fn send(app: &TestApp, from: usize, to: usize, batch: usize) {
+    let mut start = from;
+    while start < to {
+        let end = (start + batch).min(to);
+        let events: Vec<Value> = (start..end).map(event).collect();
+        let (status, body) = app.post("/events/batch-events", &json!(events)).await;
+        assert_eq!(status, 201, "batch {start}..{end}: {body}");
+        start = end;
+    }
+}
+
+fn expected_counts(total: usize) -> Value {
+    let of = |r: usize| (0..total).filter(|i| i % 4 == r).count();
+    json!({"login": of(0), "view": of(1), "purchase": of(2), "logout": of(3)})
+}
+
+/// Waits until `app` shows exactly `total` events, then checks the breakdown
+/// and that nothing more arrives.
+async fn assert_counted_exactly(app: &TestApp, total: usize) -> Value {
+    let analytics = app
+        .wait_for("/events/analytics", WAIT, |b| {
+            b["totalEvents"].as_u64() >= Some(total as u64) && b["lag"] == json!(0)
+        })
+        .await;
+    assert_eq!(analytics["totalEvents"], json!(total), "{analytics}");
+    assert_eq!(analytics["eventCounts"], expected_counts(total));
+    assert_eq!(analytics["uniqueUsers"], json!(total.min(1000)));
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    let (_, again) = app.get("/events/analytics").await;
+    assert_eq!(
+        again["totalEvents"],
+        json!(total),
+        "counted more later: {again}"
+    );
+    analytics
+}
+
+const GROUP_OF_6: [(&str, &str); 1] = [("ARUS__KAFKA__PARTITIONS", "6")];
+
+#[actix_web::test]
+async fn three_instances_count_30000_events_exactly_and_agree() {
+    let brokers = test_brokers();
+    let prefix = random_prefix();
+    let mut apps = Vec::new();
+    for n in 0..3 {
+        let id = format!("{prefix}i{n}");
+        let extra = [GROUP_OF_6[0], ("ARUS__INSTANCE_ID", id.as_str())];
+        apps.push(spawn_app_on(&brokers, &prefix, &extra).await);
+    }
+    // 30 batches of 1,000, ten through each instance.
+    let sends = apps
+        .iter()
+        .enumerate()
+        .map(|(n, app)| send(app, n * 10_000, (n + 1) * 10_000, 1000));
+    futures::future::join_all(sends).await;
+
+    let mut answers = Vec::new();
+    for app in &apps {
+        answers.push(assert_counted_exactly(app, 30_000).await);
+    }
+    for answer in &answers[1..] {
+        assert_eq!(answer["eventCounts"], answers[0]["eventCounts"]);
+        assert_eq!(answer["sessions"], answers[0]["sessions"]);
+        assert_eq!(answer["topPages"], answers[0]["topPages"]);
+    }
+    // Each instance consumed only its own partitions, all of them together
+    // exactly every record once.
+    let mut consumed = 0;
+    let mut assigned = Vec::new();
+    for app in &apps {
+        let (_, stats) = app.get("/events/stats").await;
+        assert_eq!(stats["totalEvents"], json!(30_000));
+        consumed += stats["consumer"]["recordsConsumed"].as_u64().unwrap_or(0);
+        for p in stats["consumer"]["assignedPartitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assigned.push(p.as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(consumed, 30_000);
+    assigned.sort();
+    assert_eq!(assigned.len(), 12, "6 partitions of 2 topics: {assigned:?}");
+    assigned.dedup();
+    assert_eq!(
+        assigned.len(),
+        12,
+        "a partition assigned twice: {assigned:?}"
+    );
+    for app in apps {
+        app.stop().await;
+    }
+}
+
+#[actix_web::test]
+async fn scaling_one_to_three_to_one_under_load_counts_exactly() {
+    let brokers = test_brokers();
+    let prefix = random_prefix();
+    let spawn = |n: usize| {
+        let brokers = brokers.clone();
+        let prefix = prefix.clone();
+        async move {
+            let id = format!("{prefix}s{n}");
+            let extra = [GROUP_OF_6[0], ("ARUS__INSTANCE_ID", id.as_str())];
+            spawn_app_on(&brokers, &prefix, &extra).await
+        }
+    };
+    let first = spawn(0).await;
+    send(&first, 0, 4_000, 500).await;
+    // Two more join while events keep coming.
+    let (second, third, ()) = futures::join!(spawn(1), spawn(2), send(&first, 4_000, 8_000, 250));
+    for joined in [&second, &third] {
+        let stats = joined
+            .wait_for("/events/stats", WAIT, |b| {
+                b["consumer"]["assignedPartitions"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            })
+            .await;
+        assert_eq!(
+            stats["totalEvents"].as_u64().map(|t| t <= 8_000),
+            Some(true)
+        );
+    }
+    send(&second, 8_000, 10_000, 500).await;
+    // And leave again, while events keep coming.
+    let leaving = async {
+        second.stop().await;
+        third.stop().await;
+    };
+    futures::join!(leaving, send(&first, 10_000, 14_000, 250));
+    let analytics = assert_counted_exactly(&first, 14_000).await;
+    assert_eq!(analytics["totalEvents"], json!(14_000));
+    let (_, stats) = first.get("/events/stats").await;
+    assert_eq!(
+        stats["consumer"]["assignedPartitions"]
+            .as_array()
+            .map(Vec::len),
+        Some(12),
+        "the last instance holds every partition again: {stats}"
+    );
+    first.stop().await;
+}
+
+#[actix_web::test]
+async fn a_new_instance_restores_from_the_changelog_without_rereading_input() {
+    let brokers = test_brokers();
+    let prefix = random_prefix();
+    let first_id = format!("{prefix}a");
+    let first = spawn_app_on(
+        &brokers,
+        &prefix,
+        &[("ARUS__INSTANCE_ID", first_id.as_str())],
+    )
+    .await;
+    send(&first, 0, 3_000, 1000).await;
+    assert_counted_exactly(&first, 3_000).await;
+    first.stop().await;
+
+    let second_id = format!("{prefix}b");
+    let second = spawn_app_on(
+        &brokers,
+        &prefix,
+        &[("ARUS__INSTANCE_ID", second_id.as_str())],
+    )
+    .await;
+    assert_counted_exactly(&second, 3_000).await;
+    let (_, stats) = second.get("/events/stats").await;
+    assert_eq!(
+        stats["consumer"]["recordsConsumed"],
+        json!(0),
+        "the input was read again: {stats}"
+    );
+    // New events continue from the restored state.
+    send(&second, 3_000, 4_000, 1000).await;
+    assert_counted_exactly(&second, 4_000).await;
+    let (_, user) = second.get("/events/analytics/users/user-7").await;
+    // user-7 has events 7, 1007 and 2007 from before the restart, 3007 after.
+    assert_eq!(user["events"], json!(4), "{user}");
+    second.stop().await;
+}

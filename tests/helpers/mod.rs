@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod process;
 pub mod seed;
+pub mod workload;
 
 use std::time::{Duration, Instant};
 
@@ -30,12 +32,12 @@ pub struct TestApp {
     pub prefix: String,
     pub brokers: String,
     pub client: awc::Client,
-    shutdown: ShutdownHandle,
+    shutdown: Option<ShutdownHandle>,
     running: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Settings every test app gets; `extra` overrides them.
-fn test_env(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub fn test_env(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let group = format!("{prefix}group");
     let mut env: Vec<(String, String)> = [
         ("ARUS__KAFKA__BROKERS", brokers),
@@ -90,7 +92,7 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -
         client: awc::Client::builder()
             .timeout(Duration::from_secs(30))
             .finish(),
-        shutdown,
+        shutdown: Some(shutdown),
         running: Some(running),
     };
     app.wait_ready(Duration::from_secs(60)).await;
@@ -98,6 +100,22 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -
 }
 
 impl TestApp {
+    /// An instance running elsewhere (another process), reached over HTTP.
+    pub async fn remote(address: String, brokers: &str, prefix: &str) -> Self {
+        let app = TestApp {
+            address,
+            prefix: prefix.to_string(),
+            brokers: brokers.to_string(),
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish(),
+            shutdown: None,
+            running: None,
+        };
+        app.wait_ready(Duration::from_secs(90)).await;
+        app
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -192,7 +210,9 @@ impl TestApp {
 
     /// Shuts the app down as SIGTERM would and checks it stopped cleanly.
     pub async fn stop(mut self) {
-        self.shutdown.shutdown();
+        if let Some(shutdown) = &self.shutdown {
+            shutdown.shutdown();
+        }
         if let Some(running) = self.running.take() {
             running
                 .await

@@ -1,0 +1,75 @@
+//! arus as a separate process, for what only a process can suffer: SIGKILL.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+
+use super::test_env;
+
+pub struct Process {
+    child: Child,
+    pub address: String,
+    pub log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Process {
+    /// Starts `arus serve` with the test settings and `extra`; its log goes
+    /// to target/test-logs/<instance>.log.
+    pub fn start(brokers: &str, prefix: &str, instance: &str, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut all: Vec<(&str, &str)> =
+            vec![("ARUS__HTTP__BIND", &bind), ("ARUS__INSTANCE_ID", instance)];
+        all.extend_from_slice(extra);
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let log = dir.join(format!("{instance}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_arus"))
+            .arg("serve")
+            .envs(test_env(brokers, prefix, &all))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(file.try_clone().expect("log file")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("arus starts");
+        Self {
+            child,
+            address: format!("http://{bind}"),
+            log,
+        }
+    }
+
+    /// SIGKILL: no shutdown, no final commit, an open transaction left behind.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        self.child.wait().expect("exit status")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

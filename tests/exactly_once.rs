@@ -105,14 +105,12 @@ async fn scaling_one_to_three_to_one_under_load_counts_exactly() {
     futures::join!(leaving, send(&first, 10_000, 14_000, 250));
     let analytics = assert_counted_exactly(&first, 14_000).await;
     assert_eq!(analytics["totalEvents"], json!(14_000));
-    let (_, stats) = first.get("/events/stats").await;
-    assert_eq!(
-        stats["consumer"]["assignedPartitions"]
-            .as_array()
-            .map(Vec::len),
-        Some(12),
-        "the last instance holds every partition again: {stats}"
-    );
+    // Once the group settles, the last instance holds every partition again.
+    first
+        .wait_for("/events/stats", WAIT, |s| {
+            s["consumer"]["assignedPartitions"].as_array().map(Vec::len) == Some(12)
+        })
+        .await;
     first.stop().await;
 }
 
@@ -151,5 +149,69 @@ async fn a_new_instance_restores_from_the_changelog_without_rereading_input() {
     let (_, user) = second.get("/events/analytics/users/user-7").await;
     // user-7 has events 7, 1007 and 2007 from before the restart, 3007 after.
     assert_eq!(user["events"], json!(4), "{user}");
+    second.stop().await;
+}
+
+#[actix_web::test]
+async fn a_retried_event_id_counts_once_even_across_a_restart() {
+    let brokers = test_brokers();
+    let prefix = random_prefix();
+    let first_id = format!("{prefix}r1");
+    let first = spawn_app_on(
+        &brokers,
+        &prefix,
+        &[("ARUS__INSTANCE_ID", first_id.as_str())],
+    )
+    .await;
+    let login = json!({
+        "eventId": "6f1c3f0e-9d0b-4a8e-9b64-3c0a4a7e5d01",
+        "userId": "retry-user", "eventType": "login"
+    });
+    for _ in 0..2 {
+        let (status, body) = first.post("/events/user-event", &login).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["eventId"], login["eventId"]);
+    }
+    // A whole batch retried: each of its events counts once.
+    let batch = json!([
+        {"eventId": "0b8e2d52-2f43-4c5e-9a3c-7e51d1a0c001", "userId": "retry-user", "eventType": "view"},
+        {"eventId": "0b8e2d52-2f43-4c5e-9a3c-7e51d1a0c002", "userId": "other-user", "eventType": "purchase"}
+    ]);
+    for _ in 0..2 {
+        let (status, body) = first.post("/events/batch-events", &batch).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let stats = first
+        .wait_for("/events/stats", WAIT, |s| {
+            s["consumer"]["recordsConsumed"] == json!(6) && s["totalEvents"] == json!(3)
+        })
+        .await;
+    assert_eq!(stats["consumer"]["duplicatesDropped"], json!(3));
+    assert_eq!(
+        stats["eventCounts"],
+        json!({"login": 1, "logout": 0, "purchase": 1, "view": 1})
+    );
+    first.stop().await;
+
+    // After a restart, the seen eventIds come back from the changelog: a
+    // client retrying now is still not counted twice.
+    let second_id = format!("{prefix}r2");
+    let second = spawn_app_on(
+        &brokers,
+        &prefix,
+        &[("ARUS__INSTANCE_ID", second_id.as_str())],
+    )
+    .await;
+    let (status, _) = second.post("/events/user-event", &login).await;
+    assert_eq!(status, 201);
+    let stats = second
+        .wait_for("/events/stats", WAIT, |s| {
+            s["consumer"]["recordsConsumed"] == json!(1)
+        })
+        .await;
+    assert_eq!(stats["consumer"]["duplicatesDropped"], json!(1));
+    assert_eq!(stats["totalEvents"], json!(3));
+    let (_, user) = second.get("/events/analytics/users/retry-user").await;
+    assert_eq!(user["events"], json!(2), "{user}");
     second.stop().await;
 }

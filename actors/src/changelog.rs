@@ -18,8 +18,6 @@ pub struct ChangelogRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangelogError {
-    #[error("changelog record has no value")]
-    NoValue,
     #[error("changelog record is not a state entry: {0}")]
     Decode(#[from] serde_json::Error),
 }
@@ -43,10 +41,17 @@ pub fn encode(update: &StateUpdate) -> Result<ChangelogRecord, serde_json::Error
     })
 }
 
-pub fn decode(value: Option<&[u8]>) -> Result<StateUpdate, ChangelogError> {
-    Ok(serde_json::from_slice(
-        value.ok_or(ChangelogError::NoValue)?,
-    )?)
+/// A record's entry, or `None` for a tombstone (the entry was deleted).
+pub fn decode(value: Option<&[u8]>) -> Result<Option<StateUpdate>, ChangelogError> {
+    match value {
+        None => Ok(None),
+        Some(value) => Ok(Some(serde_json::from_slice(value)?)),
+    }
+}
+
+/// The key and partition of a deleted entry's tombstone.
+pub fn tombstone(update: &StateUpdate) -> (i32, String) {
+    (update.source().partition, key(update))
 }
 
 #[cfg(test)]
@@ -90,8 +95,11 @@ mod tests {
             r#"{"metric":"event-count","source":{"topic":"user-events","partition":4},"event_type":"purchase","entry":{"count":7,"asOf":99}}"#
         );
         for (record, update) in records.iter().zip(&updates) {
-            assert_eq!(&decode(Some(&record.value)).expect("decodes"), update);
+            assert_eq!(
+                decode(Some(&record.value)).expect("decodes").as_ref(),
+                Some(update)
+            );
         }
-        assert!(matches!(decode(None), Err(ChangelogError::NoValue)));
+        assert_eq!(decode(None).expect("a tombstone"), None);
     }
 }

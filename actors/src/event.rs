@@ -90,6 +90,13 @@ impl Event {
         }
     }
 
+    pub fn event_id(&self) -> Option<Uuid> {
+        match self {
+            Event::User(e) => e.event_id,
+            Event::Page(p) => p.event_id,
+        }
+    }
+
     pub fn timestamp_ms(&self) -> i64 {
         match self {
             Event::User(e) => e.timestamp.timestamp_millis(),

@@ -6,6 +6,7 @@
 //!   ▼
 //! PartitionConsumer (one per assigned partition)
 //!   │ decode + validate; invalid records are skipped, never counted
+//!   │ a retried eventId (same partition, within the window) is dropped
 //!   │ Router::split: per metric, by stable hash of the metric's key
 //!   ▼
 //! AggregatorShard<EventCounts | Users | TopPages | Sessions>  (N shards each, bounded mailboxes)
@@ -22,6 +23,7 @@
 
 mod aggregator_shard;
 pub mod changelog;
+pub mod dedupe;
 pub mod event;
 pub mod metrics;
 mod partition_consumer;
@@ -33,7 +35,8 @@ mod stats;
 
 pub use aggregator_shard::{AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Restore};
 pub use partition_consumer::{
-    decode, BatchOutcome, DecodeError, ErrorClass, PartitionConsumer, ProcessBatch, ProcessError,
+    decode, BatchOutcome, DecodeError, ErrorClass, FlushSeen, PartitionConsumer, ProcessBatch,
+    ProcessError,
 };
 pub use read_model::ReadModel;
 pub use router::{key_hash, Router};

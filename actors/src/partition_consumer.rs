@@ -6,12 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::{
-    Actor, ActorFutureExt, AtomicResponse, Context, Handler, MailboxError, Message, WrapFuture,
+    Actor, ActorFutureExt, AtomicResponse, Context, Handler, MailboxError, Message, MessageResult,
+    WrapFuture,
 };
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use tracing::{debug, warn};
 
+use crate::dedupe::{Dedupe, SeenChanges};
 use crate::event::{Defaults, Event, PageView, UserEvent, ValidationError};
 use crate::router::Router;
 use crate::source::{InputTopic, RawRecord, SourcePartition};
@@ -31,6 +33,8 @@ pub struct BatchOutcome {
     pub applied: usize,
     /// Records that could not be decoded or failed validation; skipped.
     pub invalid: usize,
+    /// Client retries of an event already counted (same eventId); skipped.
+    pub duplicates: usize,
     /// Metric updates skipped because the state already included the event
     /// (a replay); an event feeds one to three metrics.
     pub replayed_updates: usize,
@@ -92,19 +96,39 @@ pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeErro
     })
 }
 
+/// Hands over the eventIds seen and expired since the last flush.
+#[derive(Message)]
+#[rtype(result = "SeenChanges")]
+pub struct FlushSeen;
+
 pub struct PartitionConsumer {
     source: SourcePartition,
     router: Arc<Router>,
     stats: Arc<ConsumerStats>,
+    dedupe: Dedupe,
 }
 
 impl PartitionConsumer {
-    pub fn new(source: SourcePartition, router: Arc<Router>, stats: Arc<ConsumerStats>) -> Self {
+    pub fn new(
+        source: SourcePartition,
+        router: Arc<Router>,
+        stats: Arc<ConsumerStats>,
+        dedupe: Dedupe,
+    ) -> Self {
         Self {
             source,
             router,
             stats,
+            dedupe,
         }
+    }
+}
+
+impl Handler<FlushSeen> for PartitionConsumer {
+    type Result = MessageResult<FlushSeen>;
+
+    fn handle(&mut self, _msg: FlushSeen, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.dedupe.flush())
     }
 }
 
@@ -129,10 +153,20 @@ impl Handler<ProcessBatch> for PartitionConsumer {
         let source = self.source;
         let next_offset = msg.records.last().map_or(-1, |r| r.offset + 1);
         let mut events = Vec::with_capacity(msg.records.len());
-        let mut invalid = 0;
+        let (mut invalid, mut duplicates) = (0, 0);
         for record in &msg.records {
             match decode(source.topic, record) {
-                Ok(event) => events.push((record.offset, Arc::new(event))),
+                Ok(event) => {
+                    if let Some(id) = event.event_id() {
+                        let at = record.timestamp_ms.unwrap_or_else(|| event.timestamp_ms());
+                        if !self.dedupe.is_first(&id.to_string(), record.offset, at) {
+                            duplicates += 1;
+                            debug!(%source, offset = record.offset, event_id = %id, "dropped a retried event");
+                            continue;
+                        }
+                    }
+                    events.push((record.offset, Arc::new(event)));
+                }
                 Err(error) => {
                     invalid += 1;
                     warn!(%source, offset = record.offset, %error, "skipped invalid record");
@@ -145,6 +179,9 @@ impl Handler<ProcessBatch> for PartitionConsumer {
         self.stats
             .records_invalid
             .fetch_add(invalid as u64, Ordering::Relaxed);
+        self.stats
+            .duplicates_dropped
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
         let applied_events = events.len();
         let sends = self.router.split(source, &events);
         let stats = Arc::clone(&self.stats);
@@ -167,6 +204,7 @@ impl Handler<ProcessBatch> for PartitionConsumer {
                 next_offset,
                 applied: applied_events,
                 invalid,
+                duplicates,
                 replayed_updates,
             })
         };
@@ -196,8 +234,9 @@ mod tests {
         let router = Arc::new(Router::start(3, 4, &arbiters));
         let stats = Arc::new(ConsumerStats::default());
         let source = SourcePartition::new(InputTopic::UserEvents, 2);
+        let dedupe = Dedupe::new(source, 600_000, Vec::new());
         let consumer =
-            PartitionConsumer::new(source, Arc::clone(&router), Arc::clone(&stats)).start();
+            PartitionConsumer::new(source, Arc::clone(&router), Arc::clone(&stats), dedupe).start();
         let batch = vec![
             record(10, r#"{"userId":"a","eventType":"login"}"#),
             record(11, r#"{"userId":"b","eventType":"purchase"}"#),
@@ -221,6 +260,7 @@ mod tests {
                 next_offset: 15,
                 applied: 3,
                 invalid: 2,
+                duplicates: 0,
                 replayed_updates: 0
             }
         );

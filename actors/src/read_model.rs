@@ -96,6 +96,7 @@ impl ReadModel {
                 user_id,
                 entry,
             } => upsert(&self.sessions, user_id, source, entry),
+            StateUpdate::Seen { .. } => return,
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.updated_at_ms

@@ -120,6 +120,15 @@ impl Default for SessionState {
 }
 entry!(SessionState);
 
+/// An eventId a partition has seen: where it first appeared, and when (by
+/// record time), so that a client's retry of the same event counts once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeenEntry {
+    pub offset: i64,
+    pub at_ms: i64,
+}
+
 /// A changed state entry, as the aggregators publish it (today to the read
 /// model; with the changelog, as the value of a compacted record).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +154,12 @@ pub enum StateUpdate {
         user_id: String,
         entry: SessionState,
     },
+    /// Kept by the partition consumer, not an aggregator; not in queries.
+    Seen {
+        source: SourcePartition,
+        event_id: String,
+        entry: SeenEntry,
+    },
 }
 
 impl StateUpdate {
@@ -157,6 +172,7 @@ impl StateUpdate {
             StateUpdate::User { user_id, .. } => ("users", user_id),
             StateUpdate::Page { url, .. } => ("top-pages", url),
             StateUpdate::Session { user_id, .. } => ("sessions", user_id),
+            StateUpdate::Seen { event_id, .. } => ("seen", event_id),
         }
     }
 
@@ -165,7 +181,8 @@ impl StateUpdate {
             StateUpdate::EventCount { source, .. }
             | StateUpdate::User { source, .. }
             | StateUpdate::Page { source, .. }
-            | StateUpdate::Session { source, .. } => *source,
+            | StateUpdate::Session { source, .. }
+            | StateUpdate::Seen { source, .. } => *source,
         }
     }
 
@@ -175,6 +192,7 @@ impl StateUpdate {
             StateUpdate::User { entry, .. } => entry.as_of,
             StateUpdate::Page { entry, .. } => entry.as_of,
             StateUpdate::Session { entry, .. } => entry.as_of,
+            StateUpdate::Seen { entry, .. } => entry.offset,
         }
     }
 }

@@ -8,6 +8,8 @@ pub struct ConsumerStats {
     pub records_consumed: AtomicU64,
     /// Records skipped because they could not be decoded or validated.
     pub records_invalid: AtomicU64,
+    /// Client retries dropped by eventId.
+    pub duplicates_dropped: AtomicU64,
     /// Events the aggregators applied.
     pub events_applied: AtomicU64,
     /// Offset commits that succeeded.

@@ -127,6 +127,7 @@ pub struct ConsumerSettings {
     pub commit_interval_ms: u64,
     pub mailbox_capacity: usize,
     pub restore_timeout_ms: u64,
+    pub dedupe_window_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -319,6 +320,7 @@ impl Settings {
             c.restore_timeout_ms as i64,
             1,
         )?;
+        at_least("consumer.dedupe_window_ms", c.dedupe_window_ms as i64, 1)?;
         let a = &self.aggregator;
         at_least("aggregator.shards", a.shards as i64, 1)?;
         at_least(

@@ -154,6 +154,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "assignedPartitions": state.assignment.partitions(),
             "recordsConsumed": ConsumerStats::get(&s.records_consumed),
             "recordsInvalid": ConsumerStats::get(&s.records_invalid),
+            "duplicatesDropped": ConsumerStats::get(&s.duplicates_dropped),
             "eventsApplied": ConsumerStats::get(&s.events_applied),
             "commits": ConsumerStats::get(&s.commits),
             "rebalances": ConsumerStats::get(&s.rebalances),

@@ -51,7 +51,8 @@ fn lags(
 }
 
 /// Reads changelog partitions from the start to their current end and
-/// returns the entries `keep` accepts, oldest first.
+/// returns the latest state of every entry `keep` accepts (tombstones
+/// delete), as compaction would leave it.
 pub fn restore(
     settings: &Settings,
     brokers: &str,
@@ -72,9 +73,9 @@ pub fn restore(
             tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
         }
     }
-    let mut updates = Vec::new();
+    let mut latest: HashMap<Vec<u8>, StateUpdate> = HashMap::new();
     if ends.is_empty() {
-        return Ok(updates);
+        return Ok(Vec::new());
     }
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + Duration::from_millis(settings.consumer.restore_timeout_ms);
@@ -86,9 +87,15 @@ pub fn restore(
         );
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
+            let key = message.key().unwrap_or_default().to_vec();
             match changelog::decode(message.payload()) {
-                Ok(update) if keep(&update) => updates.push(update),
-                Ok(_) => {}
+                Ok(Some(update)) if keep(&update) => {
+                    latest.insert(key, update);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    latest.remove(&key);
+                }
                 Err(error) => {
                     warn!(partition = message.partition(), offset = message.offset(), %error, "skipped changelog record")
                 }
@@ -112,7 +119,7 @@ pub fn restore(
             });
         }
     }
-    Ok(updates)
+    Ok(latest.into_values().collect())
 }
 
 /// Feeds the read model from every changelog partition, on its own thread.
@@ -205,7 +212,10 @@ impl Feed<'_> {
             if let Some(message) = self.reader.poll(Duration::from_millis(50)) {
                 match message {
                     Ok(m) => match changelog::decode(m.payload()) {
-                        Ok(update) => read_model.apply(update),
+                        Ok(Some(update)) => read_model.apply(update),
+                        // A deleted entry: only eventIds are deleted, and
+                        // the read model holds none.
+                        Ok(None) => {}
                         Err(error) => {
                             warn!(partition = m.partition(), offset = m.offset(), %error, "skipped changelog record")
                         }

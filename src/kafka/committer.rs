@@ -68,11 +68,13 @@ impl Committer {
         })
     }
 
-    /// One transaction: every update to its changelog partition, and the
-    /// consumer offsets. Either all of it commits or none of it does.
+    /// One transaction: every update to its changelog partition, a
+    /// tombstone for every deleted entry, and the consumer offsets. Either
+    /// all of it commits or none of it does.
     pub fn commit(
         &self,
         updates: &[StateUpdate],
+        deletes: &[(i32, String)],
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), CommitError> {
@@ -83,7 +85,7 @@ impl Committer {
                 CommitError::Aborted(e)
             }
         })?;
-        match self.write(updates, offsets, group) {
+        match self.write(updates, deletes, offsets, group) {
             Ok(()) => {
                 debug!(
                     updates = updates.len(),
@@ -103,9 +105,25 @@ impl Committer {
         }
     }
 
+    /// Sends one record; a full queue empties as the producer's thread
+    /// sends, so wait for room rather than drop a state change.
+    fn send(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<(), KafkaError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
     fn write(
         &self,
         updates: &[StateUpdate],
+        deletes: &[(i32, String)],
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), KafkaError> {
@@ -114,22 +132,20 @@ impl Committer {
                 warn!(%error, "cannot encode state entry");
                 KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)
             })?;
-            let mut pending = BaseRecord::to(&self.topic)
-                .partition(record.partition)
-                .key(&record.key)
-                .payload(&record.value);
-            // A full queue empties as the producer's thread sends: wait for it
-            // rather than drop a state change.
-            loop {
-                match self.producer.send(pending) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        pending = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err((error, _)) => return Err(error),
-                }
-            }
+            self.send(
+                BaseRecord::to(&self.topic)
+                    .partition(record.partition)
+                    .key(record.key.as_str())
+                    .payload(record.value.as_slice()),
+            )?;
+        }
+        for (partition, key) in deletes {
+            // No value: a tombstone, which compaction removes with the key.
+            self.send(
+                BaseRecord::to(&self.topic)
+                    .partition(*partition)
+                    .key(key.as_str()),
+            )?;
         }
         if offsets.count() > 0 {
             self.producer

@@ -9,10 +9,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle};
+use arus_actors::changelog;
+use arus_actors::dedupe::Dedupe;
 use arus_actors::source::{InputTopic, SourcePartition};
-use arus_actors::{ConsumerStats, PartitionConsumer, Router};
+use arus_actors::state::{SeenEntry, StateUpdate};
+use arus_actors::{ConsumerStats, FlushSeen, PartitionConsumer, Router};
 use arus_config::Settings;
 use futures::executor::block_on;
+use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{error, info, warn};
@@ -126,15 +130,22 @@ impl Partitions {
     /// aborted transaction rolls every assigned partition back to its last
     /// commit.
     pub fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
-        let updates = block_on(self.router.flush())?;
+        let mut updates = block_on(self.router.flush())?;
+        let mut deletes = Vec::new();
+        let actors: Vec<_> = self.slots().values().map(|s| s.actor.clone()).collect();
+        for seen in block_on(join_all(actors.iter().map(|a| a.send(FlushSeen)))) {
+            let seen = seen?;
+            updates.extend(seen.puts);
+            deletes.extend(seen.deletes.iter().map(changelog::tombstone));
+        }
         let offsets = self.pending();
-        if updates.is_empty() && offsets.count() == 0 {
+        if updates.is_empty() && deletes.is_empty() && offsets.count() == 0 {
             return Ok(());
         }
         let group = consumer
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("the consumer has no group metadata"))?;
-        match self.committer.commit(&updates, &offsets, &group) {
+        match self.committer.commit(&updates, &deletes, &offsets, &group) {
             Ok(()) => {
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -149,11 +160,13 @@ impl Partitions {
     }
 
     /// Forgets the state of every assigned partition, restores it from the
-    /// changelog and seeks the input back to the last committed offsets.
+    /// changelog (with new partition consumers, new epochs) and seeks the
+    /// input back to the last committed offsets.
     fn rollback<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
         let sources: Vec<SourcePartition> = self.slots().keys().copied().collect();
         block_on(self.router.forget(&sources))?;
-        self.restore(&sources)?;
+        self.slots().clear();
+        self.on_assign(&sources)?;
         let timeout = Duration::from_millis(self.settings.kafka.admin_timeout_ms);
         let mut asked = TopicPartitionList::new();
         for source in &sources {
@@ -174,18 +187,21 @@ impl Partitions {
             if let Some(slot) = slots.get_mut(&source) {
                 slot.next_offset = None;
                 slot.committed = None;
-                // Records polled before the seek belong to the old position.
-                slot.epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
             }
         }
         info!(partitions = sources.len(), "rolled back to the last commit");
         Ok(())
     }
 
-    /// Loads the state of `sources` from the changelog into the shards.
-    fn restore(&self, sources: &[SourcePartition]) -> anyhow::Result<()> {
+    /// Loads the state of `sources` from the changelog: metric entries into
+    /// the shards; the seen eventIds are returned, per source partition.
+    fn restore(
+        &self,
+        sources: &[SourcePartition],
+    ) -> anyhow::Result<HashMap<SourcePartition, Vec<(String, SeenEntry)>>> {
+        let mut seen: HashMap<SourcePartition, Vec<(String, SeenEntry)>> = HashMap::new();
         if sources.is_empty() {
-            return Ok(());
+            return Ok(seen);
         }
         self.health.restore_started();
         let result = (|| {
@@ -196,24 +212,37 @@ impl Partitions {
                     sources.contains(&u.source())
                 })?;
             let restored = updates.len();
-            block_on(self.router.restore(updates))?;
+            let mut metrics = Vec::with_capacity(updates.len());
+            for update in updates {
+                match update {
+                    StateUpdate::Seen {
+                        source,
+                        event_id,
+                        entry,
+                    } => seen.entry(source).or_default().push((event_id, entry)),
+                    other => metrics.push(other),
+                }
+            }
+            block_on(self.router.restore(metrics))?;
             info!(entries = restored, partitions = ?partitions, "state restored from the changelog");
             anyhow::Ok(())
         })();
         self.health.restore_ended();
-        result
+        result.map(|()| seen)
     }
 
     fn on_assign(&self, assigned: &[SourcePartition]) -> anyhow::Result<()> {
         // State first: no input of these partitions is processed before it.
-        self.restore(assigned)?;
+        let mut seen = self.restore(assigned)?;
+        let window = i64::try_from(self.settings.consumer.dedupe_window_ms).unwrap_or(i64::MAX);
         let mut slots = self.slots();
         for &source in assigned {
             let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
             let router = Arc::clone(&self.router);
             let stats = Arc::clone(&self.stats);
+            let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
             let actor = PartitionConsumer::start_in_arbiter(&self.arbiter, move |_| {
-                PartitionConsumer::new(source, router, stats)
+                PartitionConsumer::new(source, router, stats, dedupe)
             });
             slots.insert(
                 source,

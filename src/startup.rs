@@ -1,6 +1,7 @@
 //! Building and running arus: used by `main` and by the black-box tests alike.
 
 use std::net::TcpListener;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,7 +56,7 @@ pub struct Application {
     shutdown: ShutdownHandle,
     shutdown_timeout: Duration,
     // Kept alive for as long as the application runs.
-    _embedded: Option<EmbeddedBroker>,
+    embedded: Option<Rc<EmbeddedBroker>>,
 }
 
 impl Application {
@@ -67,7 +68,7 @@ impl Application {
         let (embedded, brokers) = if k.uses_embedded_broker() {
             let embedded = EmbeddedBroker::start(&settings)?;
             let brokers = embedded.bootstrap_servers();
-            (Some(embedded), brokers)
+            (Some(Rc::new(embedded)), brokers)
         } else {
             provision_topics(&settings, &k.brokers)
                 .await
@@ -160,7 +161,7 @@ impl Application {
             arbiters,
             shutdown,
             shutdown_timeout: Duration::from_millis(settings.shutdown.timeout_ms),
-            _embedded: embedded,
+            embedded,
         })
     }
 
@@ -174,6 +175,11 @@ impl Application {
 
     pub fn read_model(&self) -> Arc<ReadModel> {
         Arc::clone(&self.read_model)
+    }
+
+    /// The embedded broker, when no broker is configured.
+    pub fn embedded_broker(&self) -> Option<Rc<EmbeddedBroker>> {
+        self.embedded.clone()
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -193,7 +199,7 @@ impl Application {
             arbiters,
             shutdown,
             shutdown_timeout,
-            _embedded,
+            embedded: _embedded,
             ..
         } = self;
         let server_handle = server.handle();

@@ -14,6 +14,8 @@ pub struct ConsumerStats {
     pub events_applied: AtomicU64,
     /// Offset commits that succeeded.
     pub commits: AtomicU64,
+    /// Aborted transactions rolled back to the last commit.
+    pub rollbacks: AtomicU64,
     /// Rebalances this instance took part in.
     pub rebalances: AtomicU64,
 }

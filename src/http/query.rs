@@ -158,6 +158,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "eventsApplied": ConsumerStats::get(&s.events_applied),
             "commits": ConsumerStats::get(&s.commits),
             "rebalances": ConsumerStats::get(&s.rebalances),
+            "rollbacks": ConsumerStats::get(&s.rollbacks),
         },
         "asOf": as_of(&state),
         "lag": state.read_model.lag(),

@@ -36,7 +36,7 @@ use tracing::{debug, error, info, warn};
 
 use super::client_config;
 use super::committer::Committer;
-use super::partitions::{DriverContext, Partitions};
+use super::partitions::{DriverContext, Partitions, RestoreDone, Slot};
 use crate::health::Health;
 
 /// The partitions this instance holds right now.
@@ -148,6 +148,7 @@ type Batches = HashMap<SourcePartition, (u64, Vec<RawRecord>)>;
 struct PollLoop {
     consumer: BaseConsumer<DriverContext>,
     partitions: Arc<Partitions>,
+    restored: mpsc::Receiver<RestoreDone>,
     stop: Arc<AtomicBool>,
     max_batch: usize,
     poll_timeout: Duration,
@@ -171,6 +172,7 @@ impl PollLoop {
             Duration::from_millis(settings.consumer.poll_timeout_ms),
             Duration::from_millis(settings.consumer.commit_interval_ms),
         );
+        let (restored_tx, restored) = mpsc::channel();
         let partitions = Arc::new(Partitions {
             topics: [
                 (user_topic.clone(), InputTopic::UserEvents),
@@ -186,6 +188,7 @@ impl PollLoop {
             arbiter: parts.arbiter,
             committer,
             fatal: Mutex::new(None),
+            restored: Mutex::new(restored_tx),
         });
         let consumer: BaseConsumer<DriverContext> =
             consumer_config.create_with_context(DriverContext {
@@ -195,6 +198,7 @@ impl PollLoop {
         Ok(Self {
             consumer,
             partitions,
+            restored,
             stop,
             max_batch,
             poll_timeout,
@@ -224,6 +228,9 @@ impl PollLoop {
             let batches = self.poll_batches();
             if let Some(reason) = self.partitions.failure() {
                 anyhow::bail!(reason);
+            }
+            while let Ok(done) = self.restored.try_recv() {
+                self.partitions.finish_restore(&self.consumer, done)?;
             }
             if !batches.is_empty() {
                 self.dispatch(batches)?;
@@ -288,8 +295,12 @@ impl PollLoop {
             let slots = self.partitions.slots();
             for (source, (epoch, records)) in batches {
                 match slots.get(&source) {
-                    Some(slot) if slot.epoch == epoch => {
-                        sends.push((source, epoch, slot.actor.send(ProcessBatch { records })));
+                    Some(Slot {
+                        actor: Some(actor),
+                        epoch: current,
+                        ..
+                    }) if *current == epoch => {
+                        sends.push((source, epoch, actor.send(ProcessBatch { records })));
                     }
                     _ => debug!(%source, "dropped records of a partition no longer assigned"),
                 }

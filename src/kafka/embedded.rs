@@ -5,6 +5,7 @@
 use arus_config::Settings;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tracing::warn;
 
 pub struct EmbeddedBroker {
@@ -34,5 +35,11 @@ impl EmbeddedBroker {
 
     pub fn bootstrap_servers(&self) -> String {
         self.cluster.bootstrap_servers()
+    }
+
+    /// Makes the next requests of `api` fail with `errors`, one each: for
+    /// tests of failure handling.
+    pub fn fail_next(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) {
+        self.cluster.request_errors(api, errors);
     }
 }

@@ -1,11 +1,18 @@
 //! The assigned partitions and what happens to them: the commit barrier's
 //! transaction, rebalances, restore and rollback. Everything here runs on the
 //! consumer driver's thread, in its poll loop or in librdkafka's rebalance
-//! callbacks (which run inside `poll`), never on an actix arbiter.
+//! callbacks (which run inside `poll`), never on an actix arbiter; only the
+//! reading of the changelog for a restore runs on a thread of its own.
+//!
+//! Restoring can take longer than `max.poll.interval.ms` allows a poll loop
+//! to stall, so it never blocks the loop: an assigned partition is paused,
+//! its changelog is read on a restore thread while the loop keeps polling
+//! (and so stays in the group), then the loop loads the state, starts the
+//! partition's actor, seeks to the committed offset and resumes it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle};
@@ -26,7 +33,8 @@ use super::committer::{CommitError, Committer};
 use crate::health::Health;
 
 pub(super) struct Slot {
-    pub actor: Addr<PartitionConsumer>,
+    /// `None` while the partition's state is being restored.
+    pub actor: Option<Addr<PartitionConsumer>>,
     pub epoch: u64,
     /// One past the last applied record: where the next commit puts the group.
     pub next_offset: Option<i64>,
@@ -48,6 +56,17 @@ pub(super) struct Partitions {
     pub committer: Committer,
     /// Set when a callback hits an error the process cannot go on after.
     pub fatal: Mutex<Option<String>>,
+    /// Where restore threads report; the poll loop holds the receiver.
+    pub restored: Mutex<mpsc::Sender<RestoreDone>>,
+}
+
+/// A finished read of the changelog for some partitions, each with the
+/// epoch of the assignment it was started for.
+pub(super) struct RestoreDone {
+    sources: Vec<(SourcePartition, u64)>,
+    /// A rollback: the partitions were consumed past their committed offsets.
+    rewind: bool,
+    result: anyhow::Result<Vec<StateUpdate>>,
 }
 
 impl Partitions {
@@ -132,7 +151,11 @@ impl Partitions {
     pub fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
         let mut updates = block_on(self.router.flush())?;
         let mut deletes = Vec::new();
-        let actors: Vec<_> = self.slots().values().map(|s| s.actor.clone()).collect();
+        let actors: Vec<_> = self
+            .slots()
+            .values()
+            .filter_map(|s| s.actor.clone())
+            .collect();
         for seen in block_on(join_all(actors.iter().map(|a| a.send(FlushSeen)))) {
             let seen = seen?;
             updates.extend(seen.puts);
@@ -159,102 +182,174 @@ impl Partitions {
         }
     }
 
-    /// Forgets the state of every assigned partition, restores it from the
-    /// changelog (with new partition consumers, new epochs) and seeks the
-    /// input back to the last committed offsets.
+    /// Forgets the state of every assigned partition and restores it from
+    /// the changelog; when the restore is done the partitions seek back to
+    /// their committed offsets (see [`Partitions::finish_restore`]).
     fn rollback<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
         let sources: Vec<SourcePartition> = self.slots().keys().copied().collect();
         block_on(self.router.forget(&sources))?;
-        self.slots().clear();
-        self.on_assign(&sources)?;
-        let timeout = Duration::from_millis(self.settings.kafka.admin_timeout_ms);
-        let mut asked = TopicPartitionList::new();
-        for source in &sources {
-            asked.add_partition(self.topic_name(source.topic), source.partition);
-        }
-        let committed = consumer.committed_offsets(asked, timeout)?;
-        let mut slots = self.slots();
-        for elem in committed.elements() {
-            let Some(topic) = self.input(elem.topic()) else {
-                continue;
-            };
-            let source = SourcePartition::new(topic, elem.partition());
-            let offset = match elem.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
-                _ => Offset::Beginning,
-            };
-            consumer.seek(elem.topic(), elem.partition(), offset, timeout)?;
-            if let Some(slot) = slots.get_mut(&source) {
-                slot.next_offset = None;
-                slot.committed = None;
-            }
-        }
-        info!(partitions = sources.len(), "rolled back to the last commit");
+        self.begin_restore(consumer, &sources, true)?;
+        self.stats.rollbacks.fetch_add(1, Ordering::Relaxed);
+        info!(
+            partitions = sources.len(),
+            "rolling back to the last commit"
+        );
         Ok(())
     }
 
-    /// Loads the state of `sources` from the changelog: metric entries into
-    /// the shards; the seen eventIds are returned, per source partition.
-    fn restore(
-        &self,
-        sources: &[SourcePartition],
-    ) -> anyhow::Result<HashMap<SourcePartition, Vec<(String, SeenEntry)>>> {
-        let mut seen: HashMap<SourcePartition, Vec<(String, SeenEntry)>> = HashMap::new();
-        if sources.is_empty() {
-            return Ok(seen);
+    fn tpl(&self, sources: &[SourcePartition]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for source in sources {
+            tpl.add_partition(self.topic_name(source.topic), source.partition);
         }
+        tpl
+    }
+
+    /// Pauses `sources` and starts reading their state from the changelog on
+    /// a restore thread. Their slots get new epochs and no actor until the
+    /// restore is finished. `rewind`: seek them back to their committed
+    /// offsets then (a rollback).
+    fn begin_restore<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        sources: &[SourcePartition],
+        rewind: bool,
+    ) -> anyhow::Result<()> {
+        if sources.is_empty() {
+            return Ok(());
+        }
+        let mut started = Vec::with_capacity(sources.len());
+        {
+            let mut slots = self.slots();
+            for &source in sources {
+                let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
+                slots.insert(
+                    source,
+                    Slot {
+                        actor: None,
+                        epoch,
+                        next_offset: None,
+                        committed: None,
+                    },
+                );
+                started.push((source, epoch));
+            }
+        }
+        consumer.pause(&self.tpl(sources))?;
         self.health.restore_started();
-        let result = (|| {
-            let partitions: BTreeSet<i32> = sources.iter().map(|s| s.partition).collect();
-            let partitions: Vec<i32> = partitions.into_iter().collect();
-            let updates =
-                changelog_reader::restore(&self.settings, &self.brokers, &partitions, |u| {
-                    sources.contains(&u.source())
-                })?;
-            let restored = updates.len();
-            let mut metrics = Vec::with_capacity(updates.len());
-            for update in updates {
-                match update {
-                    StateUpdate::Seen {
-                        source,
-                        event_id,
-                        entry,
-                    } => seen.entry(source).or_default().push((event_id, entry)),
-                    other => metrics.push(other),
+        let settings = self.settings.clone();
+        let brokers = self.brokers.clone();
+        let done = self
+            .restored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let wanted: Vec<SourcePartition> = sources.to_vec();
+        let spawned = std::thread::Builder::new()
+            .name("arus-restore".into())
+            .spawn(move || {
+                let partitions: BTreeSet<i32> = wanted.iter().map(|s| s.partition).collect();
+                let partitions: Vec<i32> = partitions.into_iter().collect();
+                let result = changelog_reader::restore(&settings, &brokers, &partitions, |u| {
+                    wanted.contains(&u.source())
+                });
+                // The loop may have ended meanwhile; then nobody needs it.
+                let _ = done.send(RestoreDone {
+                    sources: started,
+                    rewind,
+                    result,
+                });
+            });
+        if let Err(error) = spawned {
+            self.health.restore_ended();
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Called by the poll loop with a finished restore: loads the state of
+    /// the partitions still assigned under the same epoch, starts their
+    /// actors, seeks them to the committed offsets and resumes them.
+    pub fn finish_restore<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        done: RestoreDone,
+    ) -> anyhow::Result<()> {
+        self.health.restore_ended();
+        let updates = done.result?;
+        let current: Vec<SourcePartition> = {
+            let slots = self.slots();
+            done.sources
+                .iter()
+                .filter(|(source, epoch)| {
+                    slots
+                        .get(source)
+                        .is_some_and(|s| s.epoch == *epoch && s.actor.is_none())
+                })
+                .map(|(source, _)| *source)
+                .collect()
+        };
+        if current.is_empty() {
+            return Ok(());
+        }
+        let mut seen: HashMap<SourcePartition, Vec<(String, SeenEntry)>> = HashMap::new();
+        let mut metrics = Vec::with_capacity(updates.len());
+        let restored = updates.len();
+        for update in updates
+            .into_iter()
+            .filter(|u| current.contains(&u.source()))
+        {
+            match update {
+                StateUpdate::Seen {
+                    source,
+                    event_id,
+                    entry,
+                } => seen.entry(source).or_default().push((event_id, entry)),
+                other => metrics.push(other),
+            }
+        }
+        block_on(self.router.restore(metrics))?;
+        let window = i64::try_from(self.settings.consumer.dedupe_window_ms).unwrap_or(i64::MAX);
+        {
+            let mut slots = self.slots();
+            for &source in &current {
+                let router = Arc::clone(&self.router);
+                let stats = Arc::clone(&self.stats);
+                let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
+                let actor = PartitionConsumer::start_in_arbiter(&self.arbiter, move |_| {
+                    PartitionConsumer::new(source, router, stats, dedupe)
+                });
+                if let Some(slot) = slots.get_mut(&source) {
+                    slot.actor = Some(actor);
                 }
             }
-            block_on(self.router.restore(metrics))?;
-            info!(entries = restored, partitions = ?partitions, "state restored from the changelog");
-            anyhow::Ok(())
-        })();
-        self.health.restore_ended();
-        result.map(|()| seen)
+        }
+        // Input resumes where the restored state ends: the committed offsets.
+        // A fresh assignment starts there by itself (it was paused before it
+        // fetched anything); a rollback seeks back to them.
+        if done.rewind {
+            let timeout = Duration::from_millis(self.settings.kafka.admin_timeout_ms);
+            let committed = consumer.committed_offsets(self.tpl(&current), timeout)?;
+            for elem in committed.elements() {
+                let offset = match elem.offset() {
+                    Offset::Offset(o) => Offset::Offset(o),
+                    _ => Offset::Beginning,
+                };
+                consumer.seek(elem.topic(), elem.partition(), offset, timeout)?;
+            }
+        }
+        consumer.resume(&self.tpl(&current))?;
+        info!(entries = restored, partitions = ?names(&current), "state restored from the changelog");
+        Ok(())
     }
 
-    fn on_assign(&self, assigned: &[SourcePartition]) -> anyhow::Result<()> {
+    fn on_assign<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        assigned: &[SourcePartition],
+    ) -> anyhow::Result<()> {
         // State first: no input of these partitions is processed before it.
-        let mut seen = self.restore(assigned)?;
-        let window = i64::try_from(self.settings.consumer.dedupe_window_ms).unwrap_or(i64::MAX);
-        let mut slots = self.slots();
-        for &source in assigned {
-            let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
-            let router = Arc::clone(&self.router);
-            let stats = Arc::clone(&self.stats);
-            let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
-            let actor = PartitionConsumer::start_in_arbiter(&self.arbiter, move |_| {
-                PartitionConsumer::new(source, router, stats, dedupe)
-            });
-            slots.insert(
-                source,
-                Slot {
-                    actor,
-                    epoch,
-                    next_offset: None,
-                    committed: None,
-                },
-            );
-        }
-        Ok(())
+        self.begin_restore(consumer, assigned, false)
     }
 
     fn on_revoke<C: ConsumerContext>(
@@ -300,13 +395,13 @@ impl ConsumerContext for DriverContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let p = &self.partitions;
                 p.stats.rebalances.fetch_add(1, Ordering::Relaxed);
                 let assigned = p.sources(tpl);
-                match p.on_assign(&assigned) {
+                match p.on_assign(consumer, &assigned) {
                     Ok(()) => info!(partitions = ?names(&assigned), "partitions assigned"),
                     Err(e) => p.fail(format!("assigning {:?}: {e:#}", names(&assigned))),
                 }

@@ -32,6 +32,8 @@ pub struct TestApp {
     pub prefix: String,
     pub brokers: String,
     pub client: awc::Client,
+    /// The embedded broker, for an app started without one.
+    pub embedded: Option<std::rc::Rc<arus::kafka::embedded::EmbeddedBroker>>,
     shutdown: Option<ShutdownHandle>,
     running: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -84,6 +86,7 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -
     let app = Application::build(settings).await.expect("arus builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_handle();
+    let embedded = app.embedded_broker();
     let running = actix_web::rt::spawn(app.run_until_stopped());
     let app = TestApp {
         address,
@@ -92,6 +95,7 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -
         client: awc::Client::builder()
             .timeout(Duration::from_secs(30))
             .finish(),
+        embedded,
         shutdown: Some(shutdown),
         running: Some(running),
     };
@@ -109,6 +113,7 @@ impl TestApp {
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
+            embedded: None,
             shutdown: None,
             running: None,
         };

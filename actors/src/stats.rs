@@ -16,6 +16,8 @@ pub struct ConsumerStats {
     pub commits: AtomicU64,
     /// Aborted transactions rolled back to the last commit.
     pub rollbacks: AtomicU64,
+    /// Times the transactional producer was fenced and recreated.
+    pub producer_recreated: AtomicU64,
     /// Rebalances this instance took part in.
     pub rebalances: AtomicU64,
 }

@@ -159,6 +159,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "commits": ConsumerStats::get(&s.commits),
             "rebalances": ConsumerStats::get(&s.rebalances),
             "rollbacks": ConsumerStats::get(&s.rollbacks),
+            "producerRecreated": ConsumerStats::get(&s.producer_recreated),
         },
         "asOf": as_of(&state),
         "lag": state.read_model.lag(),

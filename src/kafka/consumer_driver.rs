@@ -32,6 +32,7 @@ use futures::executor::block_on;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
+use rdkafka::TopicPartitionList;
 use tracing::{debug, error, info, warn};
 
 use super::client_config;
@@ -186,7 +187,8 @@ impl PollLoop {
             stats: parts.stats,
             health: parts.health,
             arbiter: parts.arbiter,
-            committer,
+            committer: Mutex::new(committer),
+            fenced: AtomicBool::new(false),
             fatal: Mutex::new(None),
             restored: Mutex::new(restored_tx),
         });
@@ -236,7 +238,13 @@ impl PollLoop {
                 self.dispatch(batches)?;
             }
             if last_commit.elapsed() >= self.commit_interval {
-                self.partitions.commit(&self.consumer)?;
+                if let Err(error) = self.partitions.commit(&self.consumer) {
+                    if !self.partitions.is_fenced() {
+                        return Err(error);
+                    }
+                    warn!(error = %format!("{error:#}"), "commit failed for good");
+                    self.partitions.recover_from_fencing(&self.consumer)?;
+                }
                 last_commit = Instant::now();
             }
         }
@@ -268,8 +276,24 @@ impl PollLoop {
             let source = SourcePartition::new(topic, message.partition());
             // Rebalance callbacks run inside poll, so the epoch read now is
             // the one this record was fetched under.
-            let Some(epoch) = self.partitions.slots().get(&source).map(|s| s.epoch) else {
-                continue;
+            let epoch = {
+                let mut slots = self.partitions.slots();
+                let Some(slot) = slots.get_mut(&source) else {
+                    continue;
+                };
+                if slot.actor.is_none() {
+                    // Still restoring: not now. Pause, and come back here.
+                    if slot.resume_at.is_none() {
+                        slot.resume_at = Some(message.offset());
+                        let mut tpl = TopicPartitionList::new();
+                        tpl.add_partition(message.topic(), message.partition());
+                        if let Err(error) = self.consumer.pause(&tpl) {
+                            warn!(%source, %error, "cannot pause a restoring partition");
+                        }
+                    }
+                    continue;
+                }
+                slot.epoch
             };
             let record = RawRecord {
                 offset: message.offset(),

@@ -5,13 +5,17 @@
 //! reading of the changelog for a restore runs on a thread of its own.
 //!
 //! Restoring can take longer than `max.poll.interval.ms` allows a poll loop
-//! to stall, so it never blocks the loop: an assigned partition is paused,
-//! its changelog is read on a restore thread while the loop keeps polling
-//! (and so stays in the group), then the loop loads the state, starts the
-//! partition's actor, seeks to the committed offset and resumes it.
+//! to stall, so it never blocks the loop: an assigned partition's changelog
+//! is read on a restore thread while the loop keeps polling (and so stays in
+//! the group). A record the partition delivers meanwhile is not processed:
+//! the loop pauses the partition and remembers that record's offset. When
+//! the restore is done, the loop loads the state, starts the partition's
+//! actor, seeks back to the remembered offset and resumes. (Pausing in the
+//! assignment callback itself does not hold: librdkafka applies an
+//! incremental assignment after the callback and clears the pause.)
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +44,9 @@ pub(super) struct Slot {
     pub next_offset: Option<i64>,
     /// What the last successful transaction committed.
     pub committed: Option<i64>,
+    /// While restoring: the first record delivered and not processed, where
+    /// the partition is to resume.
+    pub resume_at: Option<i64>,
 }
 
 /// What the poll loop and the rebalance callbacks share.
@@ -53,7 +60,10 @@ pub(super) struct Partitions {
     pub stats: Arc<ConsumerStats>,
     pub health: Arc<Health>,
     pub arbiter: ArbiterHandle,
-    pub committer: Committer,
+    pub committer: Mutex<Committer>,
+    /// The committer failed for good (fenced by a newer producer with the
+    /// same transactional.id): nothing more may be committed with it.
+    pub fenced: AtomicBool,
     /// Set when a callback hits an error the process cannot go on after.
     pub fatal: Mutex<Option<String>>,
     /// Where restore threads report; the poll loop holds the receiver.
@@ -168,7 +178,8 @@ impl Partitions {
         let group = consumer
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("the consumer has no group metadata"))?;
-        match self.committer.commit(&updates, &deletes, &offsets, &group) {
+        let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        match committer.commit(&updates, &deletes, &offsets, &group) {
             Ok(()) => {
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -178,8 +189,40 @@ impl Partitions {
                 warn!(%error, "transaction aborted; rolling back to the last commit");
                 self.rollback(consumer)
             }
-            Err(fatal @ CommitError::Fatal(_)) => Err(fatal.into()),
+            Err(fatal @ CommitError::Fatal(_)) => {
+                self.fenced.store(true, Ordering::SeqCst);
+                Err(fatal.into())
+            }
         }
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    /// After the committer failed for good: drops every partition and its
+    /// uncommitted state, leaves the group, recreates the transactional
+    /// producer (fencing whoever fenced it, if that was an older copy of this
+    /// instance) and joins again. Whoever gets the partitions restores them
+    /// from the last commit.
+    pub fn recover_from_fencing<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+    ) -> anyhow::Result<()> {
+        warn!("transactional producer fenced; dropping partitions, recreating it, rejoining");
+        let sources: Vec<SourcePartition> = self.slots().keys().copied().collect();
+        block_on(self.router.forget(&sources))?;
+        self.slots().clear();
+        consumer.unsubscribe();
+        let fresh = Committer::new(&self.settings, &self.brokers)?;
+        *self.committer.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        self.fenced.store(false, Ordering::SeqCst);
+        let topics: Vec<&str> = self.topics.iter().map(|(name, _)| name.as_str()).collect();
+        consumer.subscribe(&topics)?;
+        self.stats
+            .producer_recreated
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Forgets the state of every assigned partition and restores it from
@@ -230,12 +273,16 @@ impl Partitions {
                         epoch,
                         next_offset: None,
                         committed: None,
+                        resume_at: None,
                     },
                 );
                 started.push((source, epoch));
             }
         }
-        consumer.pause(&self.tpl(sources))?;
+        if rewind {
+            // Consumed partitions, so certainly fetching: pausing holds.
+            consumer.pause(&self.tpl(sources))?;
+        }
         self.health.restore_started();
         let settings = self.settings.clone();
         let brokers = self.brokers.clone();
@@ -277,18 +324,20 @@ impl Partitions {
     ) -> anyhow::Result<()> {
         self.health.restore_ended();
         let updates = done.result?;
-        let current: Vec<SourcePartition> = {
+        // The partitions still assigned under the restore's epoch, with where
+        // each is to resume.
+        let resume_at: Vec<(SourcePartition, Option<i64>)> = {
             let slots = self.slots();
             done.sources
                 .iter()
-                .filter(|(source, epoch)| {
-                    slots
-                        .get(source)
-                        .is_some_and(|s| s.epoch == *epoch && s.actor.is_none())
+                .filter_map(|(source, epoch)| {
+                    let slot = slots.get(source)?;
+                    (slot.epoch == *epoch && slot.actor.is_none())
+                        .then_some((*source, slot.resume_at))
                 })
-                .map(|(source, _)| *source)
                 .collect()
         };
+        let current: Vec<SourcePartition> = resume_at.iter().map(|(s, _)| *s).collect();
         if current.is_empty() {
             return Ok(());
         }
@@ -325,10 +374,21 @@ impl Partitions {
             }
         }
         // Input resumes where the restored state ends: the committed offsets.
-        // A fresh assignment starts there by itself (it was paused before it
-        // fetched anything); a rollback seeks back to them.
-        if done.rewind {
-            let timeout = Duration::from_millis(self.settings.kafka.admin_timeout_ms);
+        // A rollback seeks back to them; a fresh assignment started there,
+        // and seeks back to the first record it did not process, if any.
+        let timeout = Duration::from_millis(self.settings.kafka.admin_timeout_ms);
+        if !done.rewind {
+            for (source, at) in &resume_at {
+                if let Some(at) = at {
+                    consumer.seek(
+                        self.topic_name(source.topic),
+                        source.partition,
+                        Offset::Offset(*at),
+                        timeout,
+                    )?;
+                }
+            }
+        } else {
             let committed = consumer.committed_offsets(self.tpl(&current), timeout)?;
             for elem in committed.elements() {
                 let offset = match elem.offset() {
@@ -358,8 +418,11 @@ impl Partitions {
         revoked: &[SourcePartition],
     ) -> anyhow::Result<()> {
         // Nothing is in flight, so this commits the partitions' work whole
-        // before another member takes them.
-        self.commit(consumer)?;
+        // before another member takes them; unless the producer is fenced,
+        // and the work is abandoned whole instead.
+        if !self.is_fenced() {
+            self.commit(consumer)?;
+        }
         block_on(self.router.forget(revoked))?;
         let mut slots = self.slots();
         for source in revoked {

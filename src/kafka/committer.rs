@@ -85,7 +85,17 @@ impl Committer {
                 CommitError::Aborted(e)
             }
         })?;
-        match self.write(updates, deletes, offsets, group) {
+        let started = std::time::Instant::now();
+        let written = self.write(updates, deletes, offsets, group);
+        if started.elapsed() > Duration::from_secs(2) {
+            // The poll loop waits for this: a slow transaction is a stalled partition set.
+            warn!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                updates = updates.len(),
+                "slow transaction"
+            );
+        }
+        match written {
             Ok(()) => {
                 debug!(
                     updates = updates.len(),

@@ -121,6 +121,8 @@ impl Application {
             Arc::new(EventProducer::new(&settings, &brokers).context("creating the producer")?);
 
         let state = web::Data::new(AppState {
+            settings: Arc::new(settings.clone()),
+            brokers: brokers.clone(),
             instance_id: settings.instance_id.clone(),
             group_id: k.group_id.clone(),
             user_topic: k.topic_name(&k.topics.user_events),

@@ -23,6 +23,7 @@
 
 mod aggregator_shard;
 pub mod changelog;
+pub mod dead_letter;
 pub mod dedupe;
 pub mod event;
 pub mod metrics;
@@ -35,8 +36,8 @@ mod stats;
 
 pub use aggregator_shard::{AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Restore};
 pub use partition_consumer::{
-    decode, BatchOutcome, DecodeError, ErrorClass, FlushSeen, PartitionConsumer, ProcessBatch,
-    ProcessError,
+    decode, BatchOutcome, DecodeError, ErrorClass, FlushPartition, PartitionConsumer,
+    PartitionFlush, ProcessBatch, ProcessError,
 };
 pub use read_model::ReadModel;
 pub use router::{key_hash, Router};

@@ -13,10 +13,14 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use tracing::{debug, warn};
 
+use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dedupe::{Dedupe, SeenChanges};
 use crate::event::{Defaults, Event, PageView, UserEvent, ValidationError};
 use crate::router::Router;
-use crate::source::{InputTopic, RawRecord, SourcePartition};
+use crate::source::{
+    InputTopic, RawRecord, SourcePartition, SCHEMA_VERSIONS, SCHEMA_VERSION_HEADER,
+};
+use crate::state::StateUpdate;
 use crate::stats::ConsumerStats;
 
 /// A poll's worth of records of this partition, in offset order.
@@ -31,7 +35,7 @@ pub struct BatchOutcome {
     /// The offset to commit: one past the last record of the batch.
     pub next_offset: i64,
     pub applied: usize,
-    /// Records that could not be decoded or failed validation; skipped.
+    /// Records that could not be decoded or failed validation: dead letters.
     pub invalid: usize,
     /// Client retries of an event already counted (same eventId); skipped.
     pub duplicates: usize,
@@ -74,6 +78,8 @@ impl ProcessError {
 pub enum DecodeError {
     #[error("record has no value")]
     Empty,
+    #[error("unknown schema version {0:?}")]
+    UnknownSchemaVersion(String),
     #[error("value is not JSON: {0}")]
     NotJson(#[from] serde_json::Error),
     #[error("{0}")]
@@ -83,6 +89,12 @@ pub enum DecodeError {
 /// Decodes a record of `topic` in the seed's shapes. A missing `timestamp` is
 /// the record's own timestamp, so replays decode to the same event.
 pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeError> {
+    if let Some(version) = record.header(SCHEMA_VERSION_HEADER) {
+        let version = String::from_utf8_lossy(version);
+        if !SCHEMA_VERSIONS.contains(&version.as_ref()) {
+            return Err(DecodeError::UnknownSchemaVersion(version.into_owned()));
+        }
+    }
     let payload = record.payload.as_deref().ok_or(DecodeError::Empty)?;
     let value: serde_json::Value = serde_json::from_slice(payload)?;
     let now = record
@@ -96,16 +108,27 @@ pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeErro
     })
 }
 
-/// Hands over the eventIds seen and expired since the last flush.
+/// Hands over what the partition produced since the last flush, for the
+/// commit transaction.
 #[derive(Message)]
-#[rtype(result = "SeenChanges")]
-pub struct FlushSeen;
+#[rtype(result = "PartitionFlush")]
+pub struct FlushPartition;
+
+/// A partition consumer's part of a commit.
+#[derive(Debug, Default)]
+pub struct PartitionFlush {
+    pub seen: SeenChanges,
+    pub dead_letters: Vec<DeadLetter>,
+    /// The partition's dead-letter mark, when it moved.
+    pub mark: Option<StateUpdate>,
+}
 
 pub struct PartitionConsumer {
     source: SourcePartition,
     router: Arc<Router>,
     stats: Arc<ConsumerStats>,
     dedupe: Dedupe,
+    dead_letters: DeadLetters,
 }
 
 impl PartitionConsumer {
@@ -114,21 +137,28 @@ impl PartitionConsumer {
         router: Arc<Router>,
         stats: Arc<ConsumerStats>,
         dedupe: Dedupe,
+        dead_letters: DeadLetters,
     ) -> Self {
         Self {
             source,
             router,
             stats,
             dedupe,
+            dead_letters,
         }
     }
 }
 
-impl Handler<FlushSeen> for PartitionConsumer {
-    type Result = MessageResult<FlushSeen>;
+impl Handler<FlushPartition> for PartitionConsumer {
+    type Result = MessageResult<FlushPartition>;
 
-    fn handle(&mut self, _msg: FlushSeen, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.dedupe.flush())
+    fn handle(&mut self, _msg: FlushPartition, _ctx: &mut Self::Context) -> Self::Result {
+        let (dead_letters, mark) = self.dead_letters.flush();
+        MessageResult(PartitionFlush {
+            seen: self.dedupe.flush(),
+            dead_letters,
+            mark,
+        })
     }
 }
 
@@ -169,7 +199,12 @@ impl Handler<ProcessBatch> for PartitionConsumer {
                 }
                 Err(error) => {
                     invalid += 1;
-                    warn!(%source, offset = record.offset, %error, "skipped invalid record");
+                    if self
+                        .dead_letters
+                        .add(record, ErrorClass::Permanent, error.to_string())
+                    {
+                        warn!(%source, offset = record.offset, %error, "sent to dead-letter topic");
+                    }
                 }
             }
         }
@@ -224,6 +259,7 @@ mod tests {
             key: None,
             payload: Some(json.as_bytes().to_vec()),
             timestamp_ms: Some(1_700_000_000_000),
+            headers: Vec::new(),
         }
     }
 
@@ -235,8 +271,15 @@ mod tests {
         let stats = Arc::new(ConsumerStats::default());
         let source = SourcePartition::new(InputTopic::UserEvents, 2);
         let dedupe = Dedupe::new(source, 600_000, Vec::new());
-        let consumer =
-            PartitionConsumer::new(source, Arc::clone(&router), Arc::clone(&stats), dedupe).start();
+        let dead = DeadLetters::new(source, None);
+        let consumer = PartitionConsumer::new(
+            source,
+            Arc::clone(&router),
+            Arc::clone(&stats),
+            dedupe,
+            dead,
+        )
+        .start();
         let batch = vec![
             record(10, r#"{"userId":"a","eventType":"login"}"#),
             record(11, r#"{"userId":"b","eventType":"purchase"}"#),
@@ -297,5 +340,17 @@ mod tests {
         assert_eq!((a.events, a.page_views, a.sessions), (2, 0, 1));
         assert_eq!(ConsumerStats::get(&stats.records_consumed), 10);
         assert_eq!(ConsumerStats::get(&stats.records_invalid), 4);
+        // The two bad records are dead-lettered once, though seen twice.
+        let flushed = consumer.send(FlushPartition).await.expect("flushed");
+        let offsets: Vec<i64> = flushed
+            .dead_letters
+            .iter()
+            .map(|d| d.record.offset)
+            .collect();
+        assert_eq!(offsets, vec![12, 13]);
+        assert_eq!(
+            flushed.dead_letters[1].message,
+            "eventType: must be one of login, logout, purchase, view (got \"click\")"
+        );
     }
 }

@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::event::EventType;
 use crate::source::SourcePartition;
-use crate::state::{Counter, Entry, PageStats, SessionState, StateUpdate, UserActivity};
+use crate::state::{
+    Counter, DeadLetterMark, Entry, PageStats, SessionState, StateUpdate, UserActivity,
+};
 
 type PerSource<E> = Vec<(SourcePartition, E)>;
 
@@ -24,6 +26,7 @@ pub struct ReadModel {
     users: DashMap<String, PerSource<UserActivity>>,
     pages: DashMap<String, PerSource<PageStats>>,
     sessions: DashMap<String, PerSource<SessionState>>,
+    dead_letters: DashMap<SourcePartition, DeadLetterMark>,
     updates_applied: AtomicU64,
     updated_at_ms: AtomicI64,
     lag: AtomicI64,
@@ -96,6 +99,12 @@ impl ReadModel {
                 user_id,
                 entry,
             } => upsert(&self.sessions, user_id, source, entry),
+            StateUpdate::DeadLetters { source, entry } => {
+                let mut slot = self.dead_letters.entry(source).or_default();
+                if slot.as_of <= entry.as_of {
+                    *slot = entry;
+                }
+            }
             StateUpdate::Seen { .. } => return,
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
@@ -130,6 +139,11 @@ impl ReadModel {
             *counts.entry(item.key().as_str()).or_default() += total;
         }
         counts
+    }
+
+    /// Input records sent to the dead-letter topic, all partitions.
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.iter().map(|m| m.count).sum()
     }
 
     pub fn total_page_views(&self) -> u64 {

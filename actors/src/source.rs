@@ -43,11 +43,26 @@ impl fmt::Display for SourcePartition {
 }
 
 /// A record as polled, owned, before decoding.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRecord {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     /// The record's Kafka timestamp in milliseconds, if it has one.
     pub timestamp_ms: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
+
+impl RawRecord {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// The header naming the version of the record's value schema.
+pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
+/// The schema versions this build reads; a record without the header is 1.
+pub const SCHEMA_VERSIONS: [&str; 1] = ["1"];

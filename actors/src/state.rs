@@ -129,6 +129,24 @@ pub struct SeenEntry {
     pub at_ms: i64,
 }
 
+/// How many records of a partition were dead-lettered, and the offset of the
+/// last one: a replay does not dead-letter a record at or below it again.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterMark {
+    pub count: u64,
+    pub as_of: i64,
+}
+
+impl Default for DeadLetterMark {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            as_of: NOTHING_APPLIED,
+        }
+    }
+}
+
 /// A changed state entry, as the aggregators publish it (today to the read
 /// model; with the changelog, as the value of a compacted record).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +172,11 @@ pub enum StateUpdate {
         user_id: String,
         entry: SessionState,
     },
+    /// Kept by the partition consumer, not an aggregator.
+    DeadLetters {
+        source: SourcePartition,
+        entry: DeadLetterMark,
+    },
     /// Kept by the partition consumer, not an aggregator; not in queries.
     Seen {
         source: SourcePartition,
@@ -173,6 +196,7 @@ impl StateUpdate {
             StateUpdate::Page { url, .. } => ("top-pages", url),
             StateUpdate::Session { user_id, .. } => ("sessions", user_id),
             StateUpdate::Seen { event_id, .. } => ("seen", event_id),
+            StateUpdate::DeadLetters { .. } => ("dead-letters", ""),
         }
     }
 
@@ -182,7 +206,8 @@ impl StateUpdate {
             | StateUpdate::User { source, .. }
             | StateUpdate::Page { source, .. }
             | StateUpdate::Session { source, .. }
-            | StateUpdate::Seen { source, .. } => *source,
+            | StateUpdate::Seen { source, .. }
+            | StateUpdate::DeadLetters { source, .. } => *source,
         }
     }
 
@@ -193,6 +218,7 @@ impl StateUpdate {
             StateUpdate::Page { entry, .. } => entry.as_of,
             StateUpdate::Session { entry, .. } => entry.as_of,
             StateUpdate::Seen { entry, .. } => entry.offset,
+            StateUpdate::DeadLetters { entry, .. } => entry.as_of,
         }
     }
 }

@@ -8,6 +8,8 @@ pub struct ConsumerStats {
     pub records_consumed: AtomicU64,
     /// Records skipped because they could not be decoded or validated.
     pub records_invalid: AtomicU64,
+    /// Records this instance sent to the dead-letter topic.
+    pub dead_letters: AtomicU64,
     /// Client retries dropped by eventId.
     pub duplicates_dropped: AtomicU64,
     /// Events the aggregators applied.

@@ -1,5 +1,6 @@
 //! The HTTP API: ingest, query and health routes, and what they share.
 
+mod dead_letters;
 mod health;
 mod ingest;
 mod query;
@@ -18,6 +19,8 @@ use crate::kafka::producer::EventProducer;
 
 /// Everything a handler may use.
 pub struct AppState {
+    pub settings: Arc<arus_config::Settings>,
+    pub brokers: String,
     pub instance_id: String,
     pub group_id: String,
     pub user_topic: String,
@@ -57,6 +60,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .route("/analytics/sessions", web::get().to(query::sessions))
             .route("/analytics/users/{user_id}", web::get().to(query::user)),
     )
+    .route("/v1/dead-letters", web::get().to(dead_letters::list))
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))
     .default_service(web::to(not_found));

@@ -148,6 +148,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "uniqueUsers": rm.unique_users(),
         "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),
         "eventCounts": counts,
+        "deadLetters": rm.dead_letters(),
         "consumer": {
             "instanceId": state.instance_id,
             "groupId": state.group_id,
@@ -155,6 +156,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "recordsConsumed": ConsumerStats::get(&s.records_consumed),
             "recordsInvalid": ConsumerStats::get(&s.records_invalid),
             "duplicatesDropped": ConsumerStats::get(&s.duplicates_dropped),
+            "deadLetters": ConsumerStats::get(&s.dead_letters),
             "eventsApplied": ConsumerStats::get(&s.events_applied),
             "commits": ConsumerStats::get(&s.commits),
             "rebalances": ConsumerStats::get(&s.rebalances),

@@ -13,7 +13,7 @@ use arus_actors::state::StateUpdate;
 use arus_actors::ReadModel;
 use arus_config::Settings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
@@ -50,6 +50,64 @@ fn lags(
     Ok(lags)
 }
 
+/// Reads `partitions` of `topic` from `start(low, high)` to the end they
+/// have now, handing every record to `each`. Fails after `limit`.
+pub fn read_to_end(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    start: impl Fn(i64, i64) -> i64,
+    limit: Duration,
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(10).min(limit);
+    let mut ends = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        let from = start(low, high).clamp(low, high);
+        if high > from {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
+        }
+    }
+    if ends.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + limit;
+    let mut last_check = Instant::now();
+    while !ends.is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "reading {topic} partitions {partitions:?} to their end took longer than {limit:?}"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            each(&message);
+            if ends
+                .get(&message.partition())
+                .is_some_and(|end| message.offset() + 1 >= *end)
+            {
+                ends.remove(&message.partition());
+            }
+        }
+        // Transaction markers end many partitions and are never delivered:
+        // ask for the position.
+        if last_check.elapsed() > Duration::from_millis(200) {
+            last_check = Instant::now();
+            let positions = consumer.position()?;
+            ends.retain(|p, end| {
+                !matches!(
+                    positions.find_partition(topic, *p).map(|e| e.offset()),
+                    Some(Offset::Offset(o)) if o >= *end
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reads changelog partitions from the start to their current end and
 /// returns the latest state of every entry `keep` accepts (tombstones
 /// delete), as compaction would leave it.
@@ -60,33 +118,18 @@ pub fn restore(
     keep: impl Fn(&StateUpdate) -> bool,
 ) -> anyhow::Result<Vec<StateUpdate>> {
     let topic = changelog_topic(settings);
-    let timeout = Duration::from_millis(settings.kafka.admin_timeout_ms);
     let consumer: BaseConsumer = client_config::changelog_reader(settings, brokers, "restore")
         .create()
         .context("creating the restore consumer")?;
-    let mut ends = HashMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for &p in partitions {
-        let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
-        if high > low {
-            ends.insert(p, high);
-            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-        }
-    }
     let mut latest: HashMap<Vec<u8>, StateUpdate> = HashMap::new();
-    if ends.is_empty() {
-        return Ok(Vec::new());
-    }
-    consumer.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_millis(settings.consumer.restore_timeout_ms);
-    let mut last_check = Instant::now();
-    while !ends.is_empty() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "restoring changelog partitions {partitions:?} took longer than consumer.restore_timeout_ms"
-        );
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message?;
+    let limit = Duration::from_millis(settings.consumer.restore_timeout_ms);
+    read_to_end(
+        &consumer,
+        &topic,
+        partitions,
+        |low, _| low,
+        limit,
+        |message| {
             let key = message.key().unwrap_or_default().to_vec();
             match changelog::decode(message.payload()) {
                 Ok(Some(update)) if keep(&update) => {
@@ -100,25 +143,8 @@ pub fn restore(
                     warn!(partition = message.partition(), offset = message.offset(), %error, "skipped changelog record")
                 }
             }
-            if ends
-                .get(&message.partition())
-                .is_some_and(|end| message.offset() + 1 >= *end)
-            {
-                ends.remove(&message.partition());
-            }
-        }
-        // Markers of transactions end many partitions: ask for the position.
-        if last_check.elapsed() > Duration::from_millis(200) {
-            last_check = Instant::now();
-            let positions = consumer.position()?;
-            ends.retain(|p, end| {
-                !matches!(
-                    positions.find_partition(&topic, *p).map(|e| e.offset()),
-                    Some(Offset::Offset(o)) if o >= *end
-                )
-            });
-        }
-    }
+        },
+    )?;
     Ok(latest.into_values().collect())
 }
 

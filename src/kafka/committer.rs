@@ -8,10 +8,12 @@
 use std::time::Duration;
 
 use arus_actors::changelog;
+use arus_actors::dead_letter::DeadLetter;
 use arus_actors::state::StateUpdate;
 use arus_config::Settings;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::TopicPartitionList;
@@ -49,6 +51,7 @@ fn is_retriable(error: &KafkaError) -> bool {
 pub struct Committer {
     producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
+    dead_letter_topic: String,
     timeout: Duration,
 }
 
@@ -64,17 +67,20 @@ impl Committer {
         Ok(Self {
             producer,
             topic: k.topic_name(&k.topics.analytics_events),
+            dead_letter_topic: k.topic_name(&k.topics.error_events),
             timeout,
         })
     }
 
     /// One transaction: every update to its changelog partition, a
-    /// tombstone for every deleted entry, and the consumer offsets. Either
-    /// all of it commits or none of it does.
+    /// tombstone for every deleted entry, every dead letter (with the name of
+    /// its source topic), and the consumer offsets. Either all of it commits
+    /// or none of it does.
     pub fn commit(
         &self,
         updates: &[StateUpdate],
         deletes: &[(i32, String)],
+        dead_letters: &[(String, DeadLetter)],
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), CommitError> {
@@ -86,7 +92,7 @@ impl Committer {
             }
         })?;
         let started = std::time::Instant::now();
-        let written = self.write(updates, deletes, offsets, group);
+        let written = self.write(updates, deletes, dead_letters, offsets, group);
         if started.elapsed() > Duration::from_secs(2) {
             // The poll loop waits for this: a slow transaction is a stalled partition set.
             warn!(
@@ -117,7 +123,11 @@ impl Committer {
 
     /// Sends one record; a full queue empties as the producer's thread
     /// sends, so wait for room rather than drop a state change.
-    fn send(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<(), KafkaError> {
+    fn send<K, P>(&self, mut record: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -134,6 +144,7 @@ impl Committer {
         &self,
         updates: &[StateUpdate],
         deletes: &[(i32, String)],
+        dead_letters: &[(String, DeadLetter)],
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), KafkaError> {
@@ -152,10 +163,35 @@ impl Committer {
         for (partition, key) in deletes {
             // No value: a tombstone, which compaction removes with the key.
             self.send(
-                BaseRecord::to(&self.topic)
+                BaseRecord::<str, [u8]>::to(&self.topic)
                     .partition(*partition)
                     .key(key.as_str()),
             )?;
+        }
+        for (topic, letter) in dead_letters {
+            // The record as it was (key, value, headers), and why it is here.
+            let mut headers = OwnedHeaders::new();
+            for (key, value) in &letter.record.headers {
+                headers = headers.insert(Header {
+                    key: key.as_str(),
+                    value: value.as_deref(),
+                });
+            }
+            for (key, value) in letter.error_headers(topic) {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let mut record: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(&self.dead_letter_topic).headers(headers);
+            if let Some(key) = &letter.record.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(value) = &letter.record.payload {
+                record = record.payload(value.as_slice());
+            }
+            self.send(record)?;
         }
         if offsets.count() > 0 {
             self.producer

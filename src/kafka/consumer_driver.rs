@@ -31,7 +31,7 @@ use arus_config::Settings;
 use futures::executor::block_on;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::TopicPartitionList;
 use tracing::{debug, error, info, warn};
 
@@ -300,6 +300,15 @@ impl PollLoop {
                 key: message.key().map(<[u8]>::to_vec),
                 payload: message.payload().map(<[u8]>::to_vec),
                 timestamp_ms: message.timestamp().to_millis(),
+                headers: message
+                    .headers()
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             };
             let entry = batches.entry(source).or_insert_with(|| (epoch, Vec::new()));
             if entry.0 != epoch {

@@ -7,6 +7,7 @@ pub mod changelog_reader;
 pub mod client_config;
 pub mod committer;
 pub mod consumer_driver;
+pub mod dead_letters;
 pub mod embedded;
 mod partitions;
 pub mod producer;

@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle};
 use arus_actors::changelog;
+use arus_actors::dead_letter::{DeadLetter, DeadLetters};
 use arus_actors::dedupe::Dedupe;
 use arus_actors::source::{InputTopic, SourcePartition};
 use arus_actors::state::{SeenEntry, StateUpdate};
-use arus_actors::{ConsumerStats, FlushSeen, PartitionConsumer, Router};
+use arus_actors::{ConsumerStats, FlushPartition, PartitionConsumer, Router};
 use arus_config::Settings;
 use futures::executor::block_on;
 use futures::future::join_all;
@@ -161,28 +162,40 @@ impl Partitions {
     pub fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
         let mut updates = block_on(self.router.flush())?;
         let mut deletes = Vec::new();
+        let mut dead_letters: Vec<(String, DeadLetter)> = Vec::new();
         let actors: Vec<_> = self
             .slots()
             .values()
             .filter_map(|s| s.actor.clone())
             .collect();
-        for seen in block_on(join_all(actors.iter().map(|a| a.send(FlushSeen)))) {
-            let seen = seen?;
-            updates.extend(seen.puts);
-            deletes.extend(seen.deletes.iter().map(changelog::tombstone));
+        for flushed in block_on(join_all(actors.iter().map(|a| a.send(FlushPartition)))) {
+            let flushed = flushed?;
+            updates.extend(flushed.seen.puts);
+            deletes.extend(flushed.seen.deletes.iter().map(changelog::tombstone));
+            updates.extend(flushed.mark);
+            dead_letters.extend(
+                flushed
+                    .dead_letters
+                    .into_iter()
+                    .map(|d| (self.topic_name(d.source.topic).to_string(), d)),
+            );
         }
         let offsets = self.pending();
         if updates.is_empty() && deletes.is_empty() && offsets.count() == 0 {
             return Ok(());
         }
+        let dead_lettered = dead_letters.len() as u64;
         let group = consumer
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("the consumer has no group metadata"))?;
         let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
-        match committer.commit(&updates, &deletes, &offsets, &group) {
+        match committer.commit(&updates, &deletes, &dead_letters, &offsets, &group) {
             Ok(()) => {
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .dead_letters
+                    .fetch_add(dead_lettered, Ordering::Relaxed);
                 Ok(())
             }
             Err(CommitError::Aborted(error)) => {
@@ -342,6 +355,7 @@ impl Partitions {
             return Ok(());
         }
         let mut seen: HashMap<SourcePartition, Vec<(String, SeenEntry)>> = HashMap::new();
+        let mut marks = HashMap::new();
         let mut metrics = Vec::with_capacity(updates.len());
         let restored = updates.len();
         for update in updates
@@ -354,6 +368,9 @@ impl Partitions {
                     event_id,
                     entry,
                 } => seen.entry(source).or_default().push((event_id, entry)),
+                StateUpdate::DeadLetters { source, entry } => {
+                    marks.insert(source, entry);
+                }
                 other => metrics.push(other),
             }
         }
@@ -365,8 +382,9 @@ impl Partitions {
                 let router = Arc::clone(&self.router);
                 let stats = Arc::clone(&self.stats);
                 let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
+                let dead = DeadLetters::new(source, marks.remove(&source));
                 let actor = PartitionConsumer::start_in_arbiter(&self.arbiter, move |_| {
-                    PartitionConsumer::new(source, router, stats, dedupe)
+                    PartitionConsumer::new(source, router, stats, dedupe, dead)
                 });
                 if let Some(slot) = slots.get_mut(&source) {
                     slot.actor = Some(actor);

@@ -72,6 +72,10 @@ impl EventProducer {
             .insert(Header {
                 key: "source",
                 value: Some(self.source.as_str()),
+            })
+            .insert(Header {
+                key: arus_actors::source::SCHEMA_VERSION_HEADER,
+                value: Some(arus_actors::source::SCHEMA_VERSIONS[0]),
             });
         let record = FutureRecord::to(topic)
             .key(key)

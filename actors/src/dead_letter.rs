@@ -1,0 +1,152 @@
+//! Dead letters: input records that can never be counted (not decodable, not
+//! valid, an unknown schema version). They go to the dead-letter topic with
+//! their key, value and headers unchanged plus headers saying why, in the
+//! same transaction as the offsets that move past them, so the partition
+//! keeps moving and no record is lost or dead-lettered twice.
+
+use crate::partition_consumer::ErrorClass;
+use crate::source::{RawRecord, SourcePartition};
+use crate::state::{DeadLetterMark, StateUpdate};
+
+/// Headers added to a dead letter; the original headers come first.
+pub mod headers {
+    pub const ERROR_CLASS: &str = "x-error-class";
+    pub const ERROR_MESSAGE: &str = "x-error-message";
+    pub const SOURCE_TOPIC: &str = "x-source-topic";
+    pub const SOURCE_PARTITION: &str = "x-source-partition";
+    pub const SOURCE_OFFSET: &str = "x-source-offset";
+    pub const SOURCE_TIMESTAMP: &str = "x-source-timestamp";
+    pub const ATTEMPT: &str = "x-attempt";
+}
+
+/// A record on its way to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub source: SourcePartition,
+    pub record: RawRecord,
+    pub class: ErrorClass,
+    pub message: String,
+    pub attempt: u32,
+}
+
+impl DeadLetter {
+    /// The error headers, for a source topic named `topic`.
+    pub fn error_headers(&self, topic: &str) -> Vec<(&'static str, String)> {
+        let class = match self.class {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Fatal => "fatal",
+        };
+        vec![
+            (headers::ERROR_CLASS, class.to_string()),
+            (headers::ERROR_MESSAGE, self.message.clone()),
+            (headers::SOURCE_TOPIC, topic.to_string()),
+            (headers::SOURCE_PARTITION, self.source.partition.to_string()),
+            (headers::SOURCE_OFFSET, self.record.offset.to_string()),
+            (
+                headers::SOURCE_TIMESTAMP,
+                self.record
+                    .timestamp_ms
+                    .map_or_else(String::new, |t| t.to_string()),
+            ),
+            (headers::ATTEMPT, self.attempt.to_string()),
+        ]
+    }
+}
+
+/// A partition's dead letters: those to write, and how far it has gone, so
+/// that a replayed record is not dead-lettered a second time.
+pub struct DeadLetters {
+    source: SourcePartition,
+    mark: DeadLetterMark,
+    changed: bool,
+    pending: Vec<DeadLetter>,
+}
+
+impl DeadLetters {
+    /// `restored`: the partition's mark from the changelog.
+    pub fn new(source: SourcePartition, restored: Option<DeadLetterMark>) -> Self {
+        Self {
+            source,
+            mark: restored.unwrap_or_default(),
+            changed: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Dead-letters `record` unless an earlier pass already did.
+    pub fn add(&mut self, record: &RawRecord, class: ErrorClass, message: String) -> bool {
+        if record.offset <= self.mark.as_of {
+            return false;
+        }
+        self.mark.count += 1;
+        self.mark.as_of = record.offset;
+        self.changed = true;
+        self.pending.push(DeadLetter {
+            source: self.source,
+            record: record.clone(),
+            class,
+            message,
+            attempt: 1,
+        });
+        true
+    }
+
+    /// The dead letters to write and the mark to commit with them.
+    pub fn flush(&mut self) -> (Vec<DeadLetter>, Option<StateUpdate>) {
+        let mark = std::mem::take(&mut self.changed).then_some(StateUpdate::DeadLetters {
+            source: self.source,
+            entry: self.mark,
+        });
+        (std::mem::take(&mut self.pending), mark)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::InputTopic;
+
+    fn record(offset: i64) -> RawRecord {
+        RawRecord {
+            offset,
+            key: Some(b"k".to_vec()),
+            payload: Some(b"{oops".to_vec()),
+            timestamp_ms: Some(1_700_000_000_000),
+            headers: vec![("correlation-id".into(), Some(b"c-1".to_vec()))],
+        }
+    }
+
+    #[test]
+    fn a_record_is_dead_lettered_once_with_headers_naming_why() {
+        let src = SourcePartition::new(InputTopic::UserEvents, 2);
+        let mut d = DeadLetters::new(src, None);
+        assert!(d.add(&record(5), ErrorClass::Permanent, "not JSON".into()));
+        let (letters, mark) = d.flush();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(
+            letters[0].error_headers("t-user-events"),
+            vec![
+                ("x-error-class", "permanent".to_string()),
+                ("x-error-message", "not JSON".to_string()),
+                ("x-source-topic", "t-user-events".to_string()),
+                ("x-source-partition", "2".to_string()),
+                ("x-source-offset", "5".to_string()),
+                ("x-source-timestamp", "1700000000000".to_string()),
+                ("x-attempt", "1".to_string()),
+            ]
+        );
+        assert_eq!(
+            mark,
+            Some(StateUpdate::DeadLetters {
+                source: src,
+                entry: DeadLetterMark { count: 1, as_of: 5 }
+            })
+        );
+        // Replayed after a restore of that mark: not again.
+        let mut again = DeadLetters::new(src, Some(DeadLetterMark { count: 1, as_of: 5 }));
+        assert!(!again.add(&record(5), ErrorClass::Permanent, "not JSON".into()));
+        assert!(again.add(&record(9), ErrorClass::Permanent, "not JSON".into()));
+        assert_eq!(again.flush().0.len(), 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! Invariant 3: nothing blocks a partition. Poison records produced straight
+//! into the input go to the dead-letter topic, with their key, value and
+//! headers and headers naming the error; every good record is counted.
+
+mod helpers;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use helpers::spawn_app;
+use helpers::workload::WAIT;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::json;
+
+const GOOD: usize = 10_000;
+const POISON: usize = 1_000;
+
+/// The `j`-th poison record: (key, value, schema version header).
+fn poison(j: usize) -> (String, Option<Vec<u8>>, Option<&'static str>) {
+    let key = format!("poison-{j}");
+    match j % 6 {
+        0 => (key, Some(b"{not json".to_vec()), None),
+        1 => (
+            key,
+            Some(br#"{"userId": 5, "eventType": "login"}"#.to_vec()),
+            None,
+        ),
+        2 => (
+            key,
+            Some(br#"{"userId": "u", "eventType": "dance"}"#.to_vec()),
+            None,
+        ),
+        // A few 900 KB values; the other records of this kind lack userId.
+        3 if j % 200 == 3 => (key, Some(vec![b'x'; 900 * 1024]), None),
+        3 => (key, Some(br#"{"eventType": "login"}"#.to_vec()), None),
+        // A good value under a schema version this build does not know.
+        4 => (
+            key,
+            Some(br#"{"userId": "u", "eventType": "login"}"#.to_vec()),
+            Some("2"),
+        ),
+        _ => (key, None, None),
+    }
+}
+
+#[actix_web::test]
+async fn poison_records_go_to_the_dead_letter_topic_and_the_partition_keeps_moving() {
+    let app = spawn_app(&[]).await;
+    let topic = app.topic("user-events");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &app.brokers)
+        .set("message.max.bytes", "2000000")
+        .create()
+        .expect("producer");
+
+    // Every 11th record is poison: 10,000 good, 1,000 poison, interleaved.
+    let mut poison_at: HashMap<(i32, i64), usize> = HashMap::new();
+    let total = GOOD + POISON;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(500) {
+        let sends = chunk.iter().map(|&i| {
+            let producer = &producer;
+            let topic = &topic;
+            async move {
+                let (key, value, version, poison_index) = if i % 11 == 10 {
+                    let j = i / 11;
+                    let (key, value, version) = poison(j);
+                    (key, value, version, Some(j))
+                } else {
+                    let g = i - i / 11;
+                    let kind = ["login", "view", "purchase", "logout"][g % 4];
+                    let user = format!("user-{}", g % 500);
+                    let value = json!({"userId": user, "eventType": kind})
+                        .to_string()
+                        .into_bytes();
+                    (user, Some(value), None, None)
+                };
+                let mut headers = OwnedHeaders::new().insert(Header {
+                    key: "origin",
+                    value: Some("test"),
+                });
+                if let Some(version) = version {
+                    headers = headers.insert(Header {
+                        key: "schema-version",
+                        value: Some(version),
+                    });
+                }
+                let mut record = FutureRecord::<String, Vec<u8>>::to(topic)
+                    .key(&key)
+                    .headers(headers);
+                if let Some(value) = &value {
+                    record = record.payload(value);
+                }
+                let (partition, offset) = producer
+                    .send(record, Duration::from_secs(10))
+                    .await
+                    .map(|d| (d.partition, d.offset))
+                    .expect("written");
+                ((partition, offset), poison_index)
+            }
+        });
+        for (at, j) in join_all(sends).await {
+            if let Some(j) = j {
+                poison_at.insert(at, j);
+            }
+        }
+    }
+    assert_eq!(poison_at.len(), POISON);
+
+    let analytics = app
+        .wait_for("/events/analytics", WAIT, |b| {
+            b["totalEvents"].as_u64() >= Some(GOOD as u64) && b["lag"] == json!(0)
+        })
+        .await;
+    assert_eq!(analytics["totalEvents"], json!(GOOD));
+    assert_eq!(
+        analytics["eventCounts"],
+        json!({"login": 2500, "logout": 2500, "purchase": 2500, "view": 2500})
+    );
+    let stats = app
+        // The read model (all partitions) and this instance's committer.
+        .wait_for("/events/stats", WAIT, |s| {
+            s["deadLetters"] == json!(POISON) && s["consumer"]["deadLetters"] == json!(POISON)
+        })
+        .await;
+    assert_eq!(stats["consumer"]["deadLetters"], json!(POISON));
+    assert_eq!(stats["consumer"]["recordsInvalid"], json!(POISON));
+
+    // Every dead letter: the original record and headers naming the error.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &app.brokers)
+        .set("group.id", format!("{}dlq-reader", app.prefix))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.message.max.bytes", "2000000")
+        .create()
+        .expect("consumer");
+    let dlq = app.topic("error-events");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(&dlq, p, Offset::Beginning)
+            .expect("partition");
+    }
+    reader.assign(&tpl).expect("assign");
+    let mut found: HashMap<(i32, i64), usize> = HashMap::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while found.len() < POISON {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "found {} dead letters",
+            found.len()
+        );
+        let Some(m) = reader.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.expect("record");
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|hs| hs.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("x-error-class").as_deref(), Some("permanent"));
+        assert_eq!(header("x-source-topic").as_deref(), Some(topic.as_str()));
+        assert_eq!(header("x-attempt").as_deref(), Some("1"));
+        assert_eq!(
+            header("origin").as_deref(),
+            Some("test"),
+            "original headers kept"
+        );
+        assert!(header("x-error-message").is_some_and(|e| !e.is_empty()));
+        assert!(header("x-source-timestamp").is_some_and(|t| t.parse::<i64>().is_ok()));
+        let at = (
+            header("x-source-partition")
+                .and_then(|p| p.parse().ok())
+                .expect("partition"),
+            header("x-source-offset")
+                .and_then(|o| o.parse().ok())
+                .expect("offset"),
+        );
+        let j = *poison_at
+            .get(&at)
+            .unwrap_or_else(|| panic!("{at:?} was not poison"));
+        let (key, value, version) = poison(j);
+        assert_eq!(m.key(), Some(key.as_bytes()), "key kept");
+        assert_eq!(m.payload().map(<[u8]>::to_vec), value, "value kept");
+        assert_eq!(header("schema-version").as_deref(), version);
+        if version.is_some() {
+            assert_eq!(
+                header("x-error-message").as_deref(),
+                Some("unknown schema version \"2\"")
+            );
+        }
+        assert!(found.insert(at, j).is_none(), "{at:?} dead-lettered twice");
+    }
+    assert_eq!(found.len(), POISON);
+    // Nothing beyond the thousand.
+    assert!(reader.poll(Duration::from_millis(1500)).is_none());
+
+    let (status, listed) = app.get("/v1/dead-letters?limit=5").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["count"], json!(5));
+    assert_eq!(listed["total"], json!(POISON));
+    for letter in listed["deadLetters"].as_array().expect("list") {
+        assert_eq!(letter["error"]["error-class"], json!("permanent"));
+        assert_eq!(letter["error"]["source-topic"], json!(topic));
+    }
+    app.stop().await;
+}

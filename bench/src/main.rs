@@ -1,0 +1,313 @@
+//! arus benchmarks, each measured as a ratio to the raw broker in the same run:
+//!
+//! - raw produce: a plain idempotent `acks=all` producer, same compression
+//! - raw consume: a plain consumer reading the same records
+//! - ingest: arus's `POST /events/batch-events`, batches of 1,000
+//! - end to end: records preloaded into the input; arus consumes, aggregates,
+//!   commits (transactions) and shows them all in a query answer
+//!
+//! Usage: arus-bench --brokers HOST:PORT --arus PATH [--events N] [--runs R] [--out FILE]
+//! (bench/run.sh starts the test broker and builds everything first).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use futures::future::join_all;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+
+const PARTITIONS: i32 = 3;
+
+struct Args {
+    brokers: String,
+    arus: String,
+    events: usize,
+    runs: usize,
+    out: Option<String>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        brokers: String::new(),
+        arus: "target/release/arus".into(),
+        events: 200_000,
+        runs: 3,
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--brokers" => a.brokers = value,
+            "--arus" => a.arus = value,
+            "--events" => a.events = value.parse()?,
+            "--runs" => a.runs = value.parse()?,
+            "--out" => a.out = Some(value),
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    if a.brokers.is_empty() {
+        bail!("--brokers is required");
+    }
+    Ok(a)
+}
+
+/// A realistic user event, about 200 bytes as JSON.
+fn event(i: usize) -> Value {
+    let kind = ["login", "view", "purchase", "logout"][i % 4];
+    json!({
+        "eventId": uuid::Uuid::new_v4(),
+        "userId": format!("user-{:06}", i % 50_000),
+        "eventType": kind,
+        "timestamp": "2026-11-24T12:00:00.000Z",
+        "metadata": {"sku": format!("SKU-{:06}", i % 9973), "amount": 42.5, "device": "mobile"}
+    })
+}
+
+fn prefix() -> String {
+    format!("bench{}-", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+async fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    for result in admin.create_topics([&new], &AdminOptions::new()).await? {
+        result.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Produces `n` events like arus's ingest does; returns events per second.
+async fn raw_produce(brokers: &str, topic: &str, n: usize) -> anyhow::Result<f64> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .create()?;
+    let payloads: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let e = event(i);
+            let key = e["userId"].as_str().unwrap_or_default().to_string();
+            (key, serde_json::to_vec(&e).unwrap_or_default())
+        })
+        .collect();
+    let started = Instant::now();
+    for chunk in payloads.chunks(20_000) {
+        let sends = chunk.iter().map(|(key, value)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(value),
+                Duration::from_secs(30),
+            )
+        });
+        for result in join_all(sends).await {
+            result.map_err(|(e, _)| e)?;
+        }
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Reads `n` records of `topic` from the beginning; returns records per second.
+fn raw_consume(brokers: &str, topic: &str, n: usize) -> anyhow::Result<f64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-raw"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let mut read = 0;
+    while read < n {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("raw consumer read {read} of {n}");
+        }
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            m?;
+            read += 1;
+        }
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+struct Arus {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Arus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get(client: &awc::Client, url: &str) -> Option<Value> {
+    let mut resp = client.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json::<Value>().limit(1 << 20).await.ok()
+}
+
+async fn start_arus(args: &Args, prefix: &str, client: &awc::Client) -> anyhow::Result<Arus> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(&args.arus)
+        .arg("serve")
+        .env("ARUS__KAFKA__BROKERS", &args.brokers)
+        .env("ARUS__KAFKA__TOPIC_PREFIX", prefix)
+        .env("ARUS__KAFKA__GROUP_ID", format!("{prefix}group"))
+        .env("ARUS__KAFKA__PARTITIONS", PARTITIONS.to_string())
+        .env("ARUS__INSTANCE_ID", prefix.trim_end_matches('-'))
+        .env("ARUS__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("ARUS__KAFKA__SESSION_TIMEOUT_MS", "2000")
+        .env("ARUS__KAFKA__HEARTBEAT_INTERVAL_MS", "500")
+        .env("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "10000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", args.arus))?;
+    let arus = Arus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let started = Instant::now();
+    while get(client, &format!("{}/health/ready", arus.url))
+        .await
+        .is_none()
+    {
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("arus not ready");
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(arus)
+}
+
+/// Preloads `n` events, starts arus, and measures from its first applied
+/// event until every event shows in a query answer (committed, lag 0).
+async fn end_to_end(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f64)> {
+    let prefix = prefix();
+    let topic = format!("{prefix}user-events");
+    create_topic(&args.brokers, &topic).await?;
+    raw_produce(&args.brokers, &topic, args.events).await?;
+    let raw = raw_consume(&args.brokers, &topic, args.events)?;
+    let arus = start_arus(args, &prefix, client).await?;
+    let (mut first, mut done) = (None, None);
+    let limit = Instant::now() + Duration::from_secs(900);
+    while done.is_none() && Instant::now() < limit {
+        let now = Instant::now();
+        if let Some(stats) = get(client, &format!("{}/events/stats", arus.url)).await {
+            let applied = stats["consumer"]["eventsApplied"].as_u64().unwrap_or(0);
+            if applied == 0 {
+                first = Some(now);
+            }
+            if stats["totalEvents"].as_u64() == Some(args.events as u64) {
+                done = Some(now);
+            }
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (Some(first), Some(done)) = (first, done) else {
+        bail!("arus did not count everything")
+    };
+    drop(arus);
+    Ok((raw, args.events as f64 / (done - first).as_secs_f64()))
+}
+
+/// Raw producer against arus's batch ingest, same number of events.
+async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f64)> {
+    let prefix = prefix();
+    let arus = start_arus(args, &prefix, client).await?;
+    let batches: Vec<String> = (0..args.events)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|c| Value::Array(c.iter().map(|&i| event(i)).collect()).to_string())
+        .collect();
+    let url = format!("{}/events/batch-events", arus.url);
+    let started = Instant::now();
+    for wave in batches.chunks(4) {
+        let sends = wave.iter().map(|body| {
+            client
+                .post(&url)
+                .insert_header(("content-type", "application/json"))
+                .send_body(body.clone())
+        });
+        for resp in join_all(sends).await {
+            let resp = resp.map_err(|e| anyhow::anyhow!("ingest: {e}"))?;
+            if resp.status().as_u16() != 201 {
+                bail!("ingest answered {}", resp.status());
+            }
+        }
+    }
+    let arus_rate = args.events as f64 / started.elapsed().as_secs_f64();
+    drop(arus);
+    let raw_topic = format!("{prefix}raw");
+    create_topic(&args.brokers, &raw_topic).await?;
+    let raw = raw_produce(&args.brokers, &raw_topic, args.events).await?;
+    Ok((raw, arus_rate))
+}
+
+fn median_spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn row(name: &str, raw: Vec<f64>, arus: Vec<f64>, target: &str) -> String {
+    let ratios: Vec<f64> = raw.iter().zip(&arus).map(|(r, a)| a / r).collect();
+    let (rm, rlo, rhi) = median_spread(raw);
+    let (am, alo, ahi) = median_spread(arus);
+    let (qm, qlo, qhi) = median_spread(ratios);
+    format!(
+        "| {name} | {rm:.0} ({rlo:.0}–{rhi:.0}) | {am:.0} ({alo:.0}–{ahi:.0}) | {:.0}% ({:.0}–{:.0}%) | {target} |\n",
+        qm * 100.0,
+        qlo * 100.0,
+        qhi * 100.0
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    actix_web::rt::System::new().block_on(async {
+        let client = awc::Client::builder().timeout(Duration::from_secs(60)).finish();
+        let (mut raw_c, mut e2e, mut raw_p, mut ing) = (vec![], vec![], vec![], vec![]);
+        for run in 1..=args.runs {
+            let (raw, arus) = end_to_end(&args, &client).await?;
+            eprintln!("run {run}: raw consume {raw:.0}/s, arus end to end {arus:.0}/s");
+            raw_c.push(raw);
+            e2e.push(arus);
+            let (raw, arus) = ingest(&args, &client).await?;
+            eprintln!("run {run}: raw produce {raw:.0}/s, arus batch ingest {arus:.0}/s");
+            raw_p.push(raw);
+            ing.push(arus);
+        }
+        let mut table = String::from(
+            "| benchmark | raw broker, events/s | arus, events/s | arus / raw | target |\n|---|---|---|---|---|\n",
+        );
+        table += &row("ingest, batches of 1,000 (HTTP) vs raw producer", raw_p, ing, "≥ 70%");
+        table += &row("end to end (consume, aggregate, commit, visible) vs raw consumer", raw_c, e2e, "≥ 50%");
+        // The bench's own output: the table is what it is run for.
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{table}");
+        }
+        if let Some(out) = &args.out {
+            std::fs::write(out, &table)?;
+        }
+        anyhow::Ok(())
+    })
+}

@@ -20,6 +20,10 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("event not written: {0}")]
     Unavailable(#[from] ProduceError),
     #[error("{0}")]
@@ -34,6 +38,8 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(ProduceError::TooLarge) => "event_too_large",
             ApiError::Unavailable(_) => "kafka_unavailable",
             ApiError::Internal(_) => "internal",
@@ -51,6 +57,8 @@ impl ResponseError for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,6 +69,9 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             // Kafka could not take the event now; a retry shortly may succeed.
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
         if let ApiError::Validation(v) = self {

@@ -18,6 +18,7 @@ use serde_json::json;
 
 const GOOD: usize = 10_000;
 const POISON: usize = 1_000;
+const ADMIN: &str = "admin-token-0123456789";
 
 /// The `j`-th poison record: (key, value, schema version header).
 fn poison(j: usize) -> (String, Option<Vec<u8>>, Option<&'static str>) {
@@ -49,7 +50,7 @@ fn poison(j: usize) -> (String, Option<Vec<u8>>, Option<&'static str>) {
 
 #[actix_web::test]
 async fn poison_records_go_to_the_dead_letter_topic_and_the_partition_keeps_moving() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app(&[("ARUS__SECURITY__ADMIN_TOKEN", ADMIN)]).await;
     let topic = app.topic("user-events");
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &app.brokers)
@@ -200,7 +201,9 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_partition_keeps_movi
     // Nothing beyond the thousand.
     assert!(reader.poll(Duration::from_millis(1500)).is_none());
 
-    let (status, listed) = app.get("/v1/dead-letters?limit=5").await;
+    let (status, listed) = app
+        .get_with("/v1/dead-letters?limit=5", ("x-admin-token", ADMIN))
+        .await;
     assert_eq!(status, 200, "{listed}");
     assert_eq!(listed["count"], json!(5));
     assert_eq!(listed["total"], json!(POISON));

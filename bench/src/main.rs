@@ -29,6 +29,7 @@ struct Args {
     events: usize,
     runs: usize,
     out: Option<String>,
+    event_ids: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -38,9 +39,14 @@ fn args() -> anyhow::Result<Args> {
         events: 200_000,
         runs: 3,
         out: None,
+        event_ids: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--without-event-ids" {
+            a.event_ids = false;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--brokers" => a.brokers = value,
@@ -58,15 +64,21 @@ fn args() -> anyhow::Result<Args> {
 }
 
 /// A realistic user event, about 200 bytes as JSON.
-fn event(i: usize) -> Value {
+fn event(i: usize, with_id: bool) -> Value {
     let kind = ["login", "view", "purchase", "logout"][i % 4];
-    json!({
+    let mut e = json!({
         "eventId": uuid::Uuid::new_v4(),
         "userId": format!("user-{:06}", i % 50_000),
         "eventType": kind,
         "timestamp": "2026-11-24T12:00:00.000Z",
         "metadata": {"sku": format!("SKU-{:06}", i % 9973), "amount": 42.5, "device": "mobile"}
-    })
+    });
+    if !with_id {
+        if let Some(e) = e.as_object_mut() {
+            e.remove("eventId");
+        }
+    }
+    e
 }
 
 fn prefix() -> String {
@@ -85,7 +97,7 @@ async fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
 }
 
 /// Produces `n` events like arus's ingest does; returns events per second.
-async fn raw_produce(brokers: &str, topic: &str, n: usize) -> anyhow::Result<f64> {
+async fn raw_produce(brokers: &str, topic: &str, n: usize, ids: bool) -> anyhow::Result<f64> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -94,7 +106,7 @@ async fn raw_produce(brokers: &str, topic: &str, n: usize) -> anyhow::Result<f64
         .create()?;
     let payloads: Vec<(String, Vec<u8>)> = (0..n)
         .map(|i| {
-            let e = event(i);
+            let e = event(i, ids);
             let key = e["userId"].as_str().unwrap_or_default().to_string();
             (key, serde_json::to_vec(&e).unwrap_or_default())
         })
@@ -204,10 +216,11 @@ async fn end_to_end(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f
     let prefix = prefix();
     let topic = format!("{prefix}user-events");
     create_topic(&args.brokers, &topic).await?;
-    raw_produce(&args.brokers, &topic, args.events).await?;
+    raw_produce(&args.brokers, &topic, args.events, args.event_ids).await?;
     let raw = raw_consume(&args.brokers, &topic, args.events)?;
     let arus = start_arus(args, &prefix, client).await?;
-    let (mut first, mut done) = (None, None);
+    // From readiness, or later, the last moment nothing was applied yet.
+    let (mut first, mut done) = (Some(Instant::now()), None);
     let limit = Instant::now() + Duration::from_secs(900);
     while done.is_none() && Instant::now() < limit {
         let now = Instant::now();
@@ -236,7 +249,7 @@ async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f64)>
     let batches: Vec<String> = (0..args.events)
         .collect::<Vec<_>>()
         .chunks(1000)
-        .map(|c| Value::Array(c.iter().map(|&i| event(i)).collect()).to_string())
+        .map(|c| Value::Array(c.iter().map(|&i| event(i, args.event_ids)).collect()).to_string())
         .collect();
     let url = format!("{}/events/batch-events", arus.url);
     let started = Instant::now();
@@ -258,7 +271,7 @@ async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f64)>
     drop(arus);
     let raw_topic = format!("{prefix}raw");
     create_topic(&args.brokers, &raw_topic).await?;
-    let raw = raw_produce(&args.brokers, &raw_topic, args.events).await?;
+    let raw = raw_produce(&args.brokers, &raw_topic, args.events, args.event_ids).await?;
     Ok((raw, arus_rate))
 }
 

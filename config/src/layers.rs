@@ -162,7 +162,15 @@ fn apply_env(table: &mut Table, var: &str, raw: &str) -> Result<(), ConfigError>
         Value::Integer(_) => Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
         Value::Float(_) => Value::Float(raw.trim().parse().map_err(|_| bad("a number"))?),
         Value::Boolean(_) => Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?),
-        Value::Table(_) | Value::Array(_) | Value::Datetime(_) => {
+        // A list from a comma-separated value; empty items dropped.
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        Value::Table(_) | Value::Datetime(_) => {
             return Err(ConfigError::BadEnv {
                 var: var.into(),
                 message: format!("{key} is a section, not a single value"),
@@ -221,6 +229,34 @@ mod tests {
             s.kafka.client.get("fetch.min.bytes").map(String::as_str),
             Some("1")
         );
+    }
+
+    #[test]
+    fn secrets_come_from_env_lists_and_never_print() {
+        let s = Loader::new()
+            .env(env(&[
+                (
+                    "ARUS__SECURITY__INGEST_API_KEYS",
+                    "k-one-0123456789, k-two-0123456789,",
+                ),
+                ("ARUS__SECURITY__ADMIN_TOKEN", "t0p-s3cret-0123456789"),
+            ]))
+            .load()
+            .expect("loads");
+        let keys: Vec<&str> = s
+            .security
+            .ingest_api_keys
+            .iter()
+            .map(|k| k.expose())
+            .collect();
+        assert_eq!(keys, vec!["k-one-0123456789", "k-two-0123456789"]);
+        assert_eq!(s.security.admin_token.expose(), "t0p-s3cret-0123456789");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("t0p-s3cret") && !shown.contains("k-one"),
+            "{shown}"
+        );
+        assert!(shown.contains("[redacted]"));
     }
 
     #[test]

@@ -13,8 +13,8 @@ mod settings;
 
 pub use layers::{ConfigError, Loader};
 pub use settings::{
-    AggregatorSettings, Compression, ConsumerSettings, HttpSettings, KafkaSettings, Settings,
-    ShutdownSettings, TopicSettings, Topics,
+    AggregatorSettings, Compression, ConsumerSettings, HttpSettings, KafkaSettings, Secret,
+    SecuritySettings, Settings, ShutdownSettings, TopicSettings, Topics,
 };
 
 /// The embedded defaults, `config/default.toml`.

@@ -16,7 +16,40 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub consumer: ConsumerSettings,
     pub aggregator: AggregatorSettings,
+    pub security: SecuritySettings,
     pub shutdown: ShutdownSettings,
+}
+
+/// A value that must not appear in logs or printed configuration.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "[redacted]"
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub ingest_api_keys: Vec<Secret>,
+    pub admin_token: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -330,6 +363,19 @@ impl Settings {
         )?;
         at_least("aggregator.top_pages_limit", a.top_pages_limit as i64, 1)?;
         at_least("shutdown.timeout_ms", self.shutdown.timeout_ms as i64, 1)?;
+        let sec = &self.security;
+        if sec.ingest_api_keys.iter().any(|k| k.expose().len() < 16) {
+            return Err(invalid(
+                "security.ingest_api_keys",
+                "every key must be at least 16 characters long",
+            ));
+        }
+        if !sec.admin_token.is_empty() && sec.admin_token.expose().len() < 16 {
+            return Err(invalid(
+                "security.admin_token",
+                "must be at least 16 characters long (or empty to disable admin endpoints)",
+            ));
+        }
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! `GET /v1/dead-letters?limit=N`: the newest dead letters.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
+use super::{auth, AppState};
 use crate::error::ApiError;
 use crate::kafka::dead_letters;
 
@@ -17,8 +17,10 @@ pub struct ListQuery {
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
+    req: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.settings.security.admin_token)?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest(

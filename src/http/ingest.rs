@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{read_body, AppState};
+use super::{auth, read_body, AppState};
 use crate::error::ApiError;
 use crate::kafka::producer::Written;
 
@@ -47,6 +47,7 @@ pub async fn user_event(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
     let value = json_body(&state, payload).await?;
     let mut event = UserEvent::from_json(&value, Defaults { now: Utc::now() })?;
     let event_id = *event.event_id.get_or_insert_with(Uuid::new_v4);
@@ -70,6 +71,7 @@ pub async fn page_view(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
     let value = json_body(&state, payload).await?;
     let mut view = PageView::from_json(&value, Defaults { now: Utc::now() })?;
     let event_id = *view.event_id.get_or_insert_with(Uuid::new_v4);
@@ -95,6 +97,7 @@ pub async fn batch_events(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
     let value = json_body(&state, payload).await?;
     let items = match value {
         Value::Array(items) => items,

@@ -1,5 +1,6 @@
 //! The HTTP API: ingest, query and health routes, and what they share.
 
+mod auth;
 mod dead_letters;
 mod health;
 mod ingest;

@@ -164,12 +164,33 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let mut resp = self
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    /// GET with one extra header.
+    pub async fn get_with(&self, path: &str, header: (&str, &str)) -> (u16, Value) {
+        self.send(self.client.get(self.url(path)).insert_header(header))
+            .await
+    }
+
+    /// POST with one extra header.
+    pub async fn post_with(&self, path: &str, body: &Value, header: (&str, &str)) -> (u16, Value) {
+        let request = self
             .client
-            .get(self.url(path))
-            .send()
+            .post(self.url(path))
+            .insert_header(("content-type", "application/json"))
+            .insert_header(header);
+        let mut resp = request
+            .send_body(body.to_string())
             .await
             .expect("request sent");
+        let status = resp.status().as_u16();
+        let body = resp.body().limit(16 << 20).await.expect("body read");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    async fn send(&self, request: awc::ClientRequest) -> (u16, Value) {
+        let mut resp = request.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let body = resp.body().limit(16 << 20).await.expect("body read");
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))

@@ -1,0 +1,92 @@
+//! Security: with keys configured, every ingest and admin route refuses a
+//! missing (401) or wrong (403) credential, and takes the right one.
+
+mod helpers;
+
+use helpers::spawn_app;
+use serde_json::{json, Value};
+
+const KEY: &str = "ingest-key-0123456789";
+const ADMIN: &str = "admin-token-0123456789";
+
+#[actix_web::test]
+async fn ingest_and_admin_routes_need_their_credentials() {
+    let app = spawn_app(&[
+        ("ARUS__SECURITY__INGEST_API_KEYS", KEY),
+        ("ARUS__SECURITY__ADMIN_TOKEN", ADMIN),
+    ])
+    .await;
+    let ingest: [(&str, Value); 3] = [
+        (
+            "/events/user-event",
+            json!({"userId": "u", "eventType": "login"}),
+        ),
+        ("/events/page-view", json!({"userId": "u", "url": "/"})),
+        (
+            "/events/batch-events",
+            json!([{"userId": "u", "eventType": "view"}]),
+        ),
+    ];
+    for (path, body) in &ingest {
+        let (status, answer) = app.post(path, body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].clone()),
+            (401, json!("unauthorized")),
+            "{path}"
+        );
+        let (status, answer) = app
+            .post_with(path, body, ("x-api-key", "wrong-key-0123456789"))
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].clone()),
+            (403, json!("forbidden")),
+            "{path}"
+        );
+        // The admin token is not an ingest key.
+        let (status, _) = app.post_with(path, body, ("x-api-key", ADMIN)).await;
+        assert_eq!(status, 403, "{path}");
+        let (status, answer) = app.post_with(path, body, ("x-api-key", KEY)).await;
+        assert_eq!(status, 201, "{path}: {answer}");
+        let bearer = format!("Bearer {KEY}");
+        let (status, _) = app.post_with(path, body, ("authorization", &bearer)).await;
+        assert_eq!(status, 201, "{path} with a bearer token");
+    }
+
+    let admin = "/v1/dead-letters?limit=1";
+    let (status, _) = app.get(admin).await;
+    assert_eq!(status, 401);
+    let (status, _) = app.get_with(admin, ("x-admin-token", KEY)).await;
+    assert_eq!(status, 403, "an ingest key is not the admin token");
+    let (status, answer) = app.get_with(admin, ("x-admin-token", ADMIN)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["count"], json!(0));
+
+    // Queries stay open, as in the seed.
+    let (status, _) = app.get("/events/analytics").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn admin_routes_are_disabled_without_a_token() {
+    let app = spawn_app(&[]).await;
+    let (status, answer) = app
+        .get_with("/v1/dead-letters", ("x-admin-token", ADMIN))
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ARUS__SECURITY__ADMIN_TOKEN")),
+        "{answer}"
+    );
+    // Ingestion is open when no keys are configured.
+    let (status, _) = app
+        .post(
+            "/events/user-event",
+            &json!({"userId": "u", "eventType": "login"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    app.stop().await;
+}

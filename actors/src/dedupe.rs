@@ -4,10 +4,12 @@
 //! Retries of one event land in one partition, since the record key is the
 //! userId. Time is the records' own (Kafka timestamps), never the clock, so a
 //! replay of the same records decides exactly as the first pass did. The
-//! seen-set is state like any other: written to the changelog at each commit,
-//! expired entries as tombstones, restored with its partition.
+//! seen-set is state like any other: at each commit the ids first seen since
+//! the last one go to the changelog as one record (a bucket); a bucket whose
+//! ids have all expired is deleted (a tombstone); buckets are restored with
+//! their partition.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::source::SourcePartition;
 use crate::state::{SeenEntry, StateUpdate};
@@ -19,11 +21,13 @@ pub struct Dedupe {
     /// Ids by the time they were first seen, oldest first, for expiry.
     order: VecDeque<(i64, String)>,
     newest_ms: i64,
+    /// Ids first seen since the last flush: the next bucket.
     added: Vec<String>,
-    expired: Vec<String>,
+    /// Written buckets: first offset → the newest time of their ids.
+    buckets: BTreeMap<i64, i64>,
 }
 
-/// What changed since the last flush: entries to write and to delete.
+/// What changed since the last flush: buckets to write and to delete.
 #[derive(Debug, Default, PartialEq)]
 pub struct SeenChanges {
     pub puts: Vec<StateUpdate>,
@@ -31,25 +35,37 @@ pub struct SeenChanges {
 }
 
 impl Dedupe {
-    /// `restored`: the partition's entries from the changelog.
+    /// `restored`: the partition's buckets from the changelog, by first offset.
     pub fn new(
         source: SourcePartition,
         window_ms: i64,
-        restored: Vec<(String, SeenEntry)>,
+        restored: Vec<(i64, Vec<(String, SeenEntry)>)>,
     ) -> Self {
-        let mut order: Vec<(i64, String)> = restored
-            .iter()
-            .map(|(id, e)| (e.at_ms, id.clone()))
-            .collect();
+        let mut seen: HashMap<String, SeenEntry> = HashMap::new();
+        let mut buckets = BTreeMap::new();
+        for (bucket, ids) in restored {
+            let newest = ids.iter().map(|(_, e)| e.at_ms).max().unwrap_or(i64::MIN);
+            buckets.insert(bucket, newest);
+            for (id, entry) in ids {
+                // A later bucket may repeat an id (a restore that ran
+                // ahead); the earliest sighting counts.
+                let slot = seen.entry(id).or_insert(entry);
+                if entry.offset < slot.offset {
+                    *slot = entry;
+                }
+            }
+        }
+        let mut order: Vec<(i64, String)> =
+            seen.iter().map(|(id, e)| (e.at_ms, id.clone())).collect();
         order.sort();
         Self {
             source,
             window_ms,
             newest_ms: order.last().map_or(i64::MIN, |(t, _)| *t),
-            seen: restored.into_iter().collect(),
+            seen,
             order: order.into(),
             added: Vec::new(),
-            expired: Vec::new(),
+            buckets,
         }
     }
 
@@ -77,9 +93,13 @@ impl Dedupe {
         }
     }
 
+    fn horizon(&self) -> i64 {
+        self.newest_ms.saturating_sub(self.window_ms)
+    }
+
     fn expire(&mut self, now_ms: i64) {
         self.newest_ms = self.newest_ms.max(now_ms);
-        let horizon = self.newest_ms.saturating_sub(self.window_ms);
+        let horizon = self.horizon();
         while let Some((at, _)) = self.order.front() {
             if *at >= horizon {
                 break;
@@ -89,38 +109,44 @@ impl Dedupe {
             };
             if self.seen.get(&id).is_some_and(|e| e.at_ms == at) {
                 self.seen.remove(&id);
-                self.expired.push(id);
             }
         }
     }
 
-    fn update(&self, event_id: String, entry: SeenEntry) -> StateUpdate {
-        StateUpdate::Seen {
-            source: self.source,
-            event_id,
-            entry,
-        }
-    }
-
-    /// The changes since the last call, for the changelog.
+    /// The changes since the last call, for the changelog: a bucket of the
+    /// ids first seen since, and the buckets that have expired whole.
     pub fn flush(&mut self) -> SeenChanges {
         let mut changes = SeenChanges::default();
-        for id in std::mem::take(&mut self.expired) {
-            if !self.seen.contains_key(&id) {
-                let gone = SeenEntry {
-                    offset: -1,
-                    at_ms: 0,
-                };
-                changes.deletes.push(self.update(id, gone));
-            }
+        let horizon = self.horizon();
+        let expired: Vec<i64> = self
+            .buckets
+            .iter()
+            .filter(|(_, newest)| **newest < horizon)
+            .map(|(bucket, _)| *bucket)
+            .collect();
+        for bucket in expired {
+            self.buckets.remove(&bucket);
+            changes.deletes.push(StateUpdate::SeenIds {
+                source: self.source,
+                bucket,
+                ids: Vec::new(),
+            });
         }
         let mut added = std::mem::take(&mut self.added);
         added.sort();
         added.dedup();
-        for id in added {
-            if let Some(entry) = self.seen.get(&id).copied() {
-                changes.puts.push(self.update(id, entry));
-            }
+        let ids: Vec<(String, SeenEntry)> = added
+            .into_iter()
+            .filter_map(|id| self.seen.get(&id).map(|e| (id, *e)))
+            .collect();
+        if let Some(bucket) = ids.iter().map(|(_, e)| e.offset).min() {
+            let newest = ids.iter().map(|(_, e)| e.at_ms).max().unwrap_or(i64::MIN);
+            self.buckets.insert(bucket, newest);
+            changes.puts.push(StateUpdate::SeenIds {
+                source: self.source,
+                bucket,
+                ids,
+            });
         }
         changes
     }
@@ -141,12 +167,15 @@ mod tests {
 
     const MIN: i64 = 60_000;
 
-    fn ids(updates: &[StateUpdate]) -> Vec<String> {
+    /// (bucket, ids) of each update.
+    fn buckets(updates: &[StateUpdate]) -> Vec<(i64, Vec<String>)> {
         updates
             .iter()
             .map(|u| match u {
-                StateUpdate::Seen { event_id, .. } => event_id.clone(),
-                other => panic!("not a seen entry: {other:?}"),
+                StateUpdate::SeenIds { bucket, ids, .. } => {
+                    (*bucket, ids.iter().map(|(id, _)| id.clone()).collect())
+                }
+                other => panic!("not a bucket: {other:?}"),
             })
             .collect()
     }
@@ -162,37 +191,50 @@ mod tests {
         // A replay of the record at offset 0 itself is not a retry.
         assert!(d.is_first("a", 0, 0));
         let changes = d.flush();
-        assert_eq!(ids(&changes.puts), vec!["a", "b"]);
+        assert_eq!(
+            buckets(&changes.puts),
+            vec![(0, vec!["a".into(), "b".into()])]
+        );
         assert!(changes.deletes.is_empty());
         // Eleven minutes on, "a" has expired: the same id counts again.
         assert!(d.is_first("c", 3, 11 * MIN));
         assert!(d.is_first("a", 4, 11 * MIN));
         let changes = d.flush();
-        assert_eq!(ids(&changes.puts), vec!["a", "c"]);
+        assert_eq!(
+            buckets(&changes.puts),
+            vec![(3, vec!["a".into(), "c".into()])]
+        );
         assert!(
             changes.deletes.is_empty(),
-            "a was seen again before the flush"
+            "b (1 min) of bucket 0 is still in the window"
         );
         assert!(d.is_first("d", 5, 12 * MIN));
         let changes = d.flush();
-        // "b" (seen at 1 min) is past the 10-minute window at 12 min.
-        assert_eq!(ids(&changes.deletes), vec!["b"]);
+        // At 12 min, bucket 0 (newest id at 1 min) has expired whole.
+        assert_eq!(buckets(&changes.deletes), vec![(0, vec![])]);
+        assert_eq!(buckets(&changes.puts), vec![(5, vec!["d".into()])]);
         assert_eq!(d.len(), 3);
     }
 
     #[test]
-    fn restored_entries_keep_deciding() {
+    fn restored_buckets_keep_deciding() {
         let src = SourcePartition::new(InputTopic::PageViews, 3);
         let restored = vec![(
-            "x".to_string(),
-            SeenEntry {
-                offset: 7,
-                at_ms: 5 * MIN,
-            },
+            7,
+            vec![(
+                "x".to_string(),
+                SeenEntry {
+                    offset: 7,
+                    at_ms: 5 * MIN,
+                },
+            )],
         )];
         let mut d = Dedupe::new(src, 10 * MIN, restored);
         assert!(!d.is_first("x", 9, 6 * MIN), "a retry after the restart");
         assert!(d.is_first("x", 7, 5 * MIN), "the restored record replayed");
         assert!(d.flush().puts.is_empty());
+        // The restored bucket expires like any other.
+        assert!(d.is_first("y", 10, 16 * MIN));
+        assert_eq!(buckets(&d.flush().deletes), vec![(7, vec![])]);
     }
 }

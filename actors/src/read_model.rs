@@ -105,7 +105,7 @@ impl ReadModel {
                     *slot = entry;
                 }
             }
-            StateUpdate::Seen { .. } => return,
+            StateUpdate::SeenIds { .. } => return,
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.updated_at_ms

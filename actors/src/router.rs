@@ -156,9 +156,14 @@ impl Router {
             .map(|r| vec![Vec::new(); r.shards.len()])
             .collect();
         for update in updates {
-            let (metric, key) = update.route();
-            if let Some(i) = self.routes.iter().position(|r| r.metric == metric) {
-                let shard = self.routes[i].shard_of(key);
+            let target = {
+                let (metric, key) = update.route();
+                self.routes
+                    .iter()
+                    .position(|r| r.metric == metric)
+                    .map(|i| (i, self.routes[i].shard_of(&key)))
+            };
+            if let Some((i, shard)) = target {
                 per_shard[i][shard].push(update);
             }
         }

@@ -6,7 +6,7 @@
 //! Entries are kept per source partition so that each has exactly one offset
 //! sequence to be compared against.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::hash::Hash;
 
@@ -178,10 +178,13 @@ pub enum StateUpdate {
         entry: DeadLetterMark,
     },
     /// Kept by the partition consumer, not an aggregator; not in queries.
-    Seen {
+    /// The eventIds first seen in one commit, in one record: the changelog
+    /// carries one such record per partition per commit, not one per event.
+    /// `bucket` is the offset of the first of them and names the record.
+    SeenIds {
         source: SourcePartition,
-        event_id: String,
-        entry: SeenEntry,
+        bucket: i64,
+        ids: Vec<(String, SeenEntry)>,
     },
 }
 
@@ -189,14 +192,16 @@ impl StateUpdate {
     /// The metric this entry belongs to and the key it is routed by: the
     /// same key the metric routes events by, so a restored entry lands on
     /// the shard its events go to.
-    pub fn route(&self) -> (&'static str, &str) {
+    pub fn route(&self) -> (&'static str, Cow<'_, str>) {
         match self {
-            StateUpdate::EventCount { event_type, .. } => ("event-counts", event_type.as_str()),
-            StateUpdate::User { user_id, .. } => ("users", user_id),
-            StateUpdate::Page { url, .. } => ("top-pages", url),
-            StateUpdate::Session { user_id, .. } => ("sessions", user_id),
-            StateUpdate::Seen { event_id, .. } => ("seen", event_id),
-            StateUpdate::DeadLetters { .. } => ("dead-letters", ""),
+            StateUpdate::EventCount { event_type, .. } => {
+                ("event-counts", Cow::Borrowed(event_type.as_str()))
+            }
+            StateUpdate::User { user_id, .. } => ("users", Cow::Borrowed(user_id)),
+            StateUpdate::Page { url, .. } => ("top-pages", Cow::Borrowed(url)),
+            StateUpdate::Session { user_id, .. } => ("sessions", Cow::Borrowed(user_id)),
+            StateUpdate::SeenIds { bucket, .. } => ("seen", Cow::Owned(bucket.to_string())),
+            StateUpdate::DeadLetters { .. } => ("dead-letters", Cow::Borrowed("")),
         }
     }
 
@@ -206,7 +211,7 @@ impl StateUpdate {
             | StateUpdate::User { source, .. }
             | StateUpdate::Page { source, .. }
             | StateUpdate::Session { source, .. }
-            | StateUpdate::Seen { source, .. }
+            | StateUpdate::SeenIds { source, .. }
             | StateUpdate::DeadLetters { source, .. } => *source,
         }
     }
@@ -217,7 +222,9 @@ impl StateUpdate {
             StateUpdate::User { entry, .. } => entry.as_of,
             StateUpdate::Page { entry, .. } => entry.as_of,
             StateUpdate::Session { entry, .. } => entry.as_of,
-            StateUpdate::Seen { entry, .. } => entry.offset,
+            StateUpdate::SeenIds { ids, bucket, .. } => {
+                ids.iter().map(|(_, e)| e.offset).max().unwrap_or(*bucket)
+            }
             StateUpdate::DeadLetters { entry, .. } => entry.as_of,
         }
     }

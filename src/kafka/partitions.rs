@@ -37,6 +37,9 @@ use super::changelog_reader;
 use super::committer::{CommitError, Committer};
 use crate::health::Health;
 
+/// A partition's restored eventId buckets: first offset and ids.
+type SeenBuckets = Vec<(i64, Vec<(String, SeenEntry)>)>;
+
 pub(super) struct Slot {
     /// `None` while the partition's state is being restored.
     pub actor: Option<Addr<PartitionConsumer>>,
@@ -354,7 +357,7 @@ impl Partitions {
         if current.is_empty() {
             return Ok(());
         }
-        let mut seen: HashMap<SourcePartition, Vec<(String, SeenEntry)>> = HashMap::new();
+        let mut seen: HashMap<SourcePartition, SeenBuckets> = HashMap::new();
         let mut marks = HashMap::new();
         let mut metrics = Vec::with_capacity(updates.len());
         let restored = updates.len();
@@ -363,11 +366,11 @@ impl Partitions {
             .filter(|u| current.contains(&u.source()))
         {
             match update {
-                StateUpdate::Seen {
+                StateUpdate::SeenIds {
                     source,
-                    event_id,
-                    entry,
-                } => seen.entry(source).or_default().push((event_id, entry)),
+                    bucket,
+                    ids,
+                } => seen.entry(source).or_default().push((bucket, ids)),
                 StateUpdate::DeadLetters { source, entry } => {
                     marks.insert(source, entry);
                 }

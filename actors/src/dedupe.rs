@@ -14,6 +14,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use crate::source::SourcePartition;
 use crate::state::{SeenEntry, StateUpdate};
 
+/// Most ids in one bucket record: about 150 KB of JSON, well under the
+/// broker's default message size limit (1 MB), however many ids one commit
+/// saw.
+pub const MAX_IDS_PER_BUCKET: usize = 2_000;
+
 pub struct Dedupe {
     source: SourcePartition,
     window_ms: i64,
@@ -135,17 +140,21 @@ impl Dedupe {
         let mut added = std::mem::take(&mut self.added);
         added.sort();
         added.dedup();
-        let ids: Vec<(String, SeenEntry)> = added
+        let mut ids: Vec<(String, SeenEntry)> = added
             .into_iter()
             .filter_map(|id| self.seen.get(&id).map(|e| (id, *e)))
             .collect();
-        if let Some(bucket) = ids.iter().map(|(_, e)| e.offset).min() {
-            let newest = ids.iter().map(|(_, e)| e.at_ms).max().unwrap_or(i64::MIN);
+        ids.sort_by_key(|(_, e)| e.offset);
+        // In offset order, a bucket per MAX_IDS_PER_BUCKET ids, each named
+        // by its first offset.
+        for chunk in ids.chunks(MAX_IDS_PER_BUCKET) {
+            let bucket = chunk[0].1.offset;
+            let newest = chunk.iter().map(|(_, e)| e.at_ms).max().unwrap_or(i64::MIN);
             self.buckets.insert(bucket, newest);
             changes.puts.push(StateUpdate::SeenIds {
                 source: self.source,
                 bucket,
-                ids,
+                ids: chunk.to_vec(),
             });
         }
         changes
@@ -202,7 +211,7 @@ mod tests {
         let changes = d.flush();
         assert_eq!(
             buckets(&changes.puts),
-            vec![(3, vec!["a".into(), "c".into()])]
+            vec![(3, vec!["c".into(), "a".into()])]
         );
         assert!(
             changes.deletes.is_empty(),
@@ -214,6 +223,29 @@ mod tests {
         assert_eq!(buckets(&changes.deletes), vec![(0, vec![])]);
         assert_eq!(buckets(&changes.puts), vec![(5, vec!["d".into()])]);
         assert_eq!(d.len(), 3);
+    }
+
+    #[test]
+    fn a_busy_commit_is_split_into_bounded_buckets() {
+        let src = SourcePartition::new(InputTopic::UserEvents, 1);
+        let mut d = Dedupe::new(src, 10 * MIN, Vec::new());
+        let n = 2 * MAX_IDS_PER_BUCKET + 1;
+        for offset in 0..n as i64 {
+            assert!(d.is_first(&format!("id-{offset}"), offset, 0));
+        }
+        let sizes: Vec<(i64, usize)> = buckets(&d.flush().puts)
+            .into_iter()
+            .map(|(bucket, ids)| (bucket, ids.len()))
+            .collect();
+        let max = MAX_IDS_PER_BUCKET as i64;
+        assert_eq!(
+            sizes,
+            vec![
+                (0, MAX_IDS_PER_BUCKET),
+                (max, MAX_IDS_PER_BUCKET),
+                (2 * max, 1)
+            ]
+        );
     }
 
     #[test]

@@ -188,8 +188,16 @@ async fn start_arus(args: &Args, prefix: &str, client: &awc::Client) -> anyhow::
         .env("ARUS__KAFKA__SESSION_TIMEOUT_MS", "2000")
         .env("ARUS__KAFKA__HEARTBEAT_INTERVAL_MS", "500")
         .env("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "10000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_ARUS_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        // Its log (stdout) only when asked for, with BENCH_ARUS_LOG.
+        .stdout(if std::env::var_os("BENCH_ARUS_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {}", args.arus))?;

@@ -34,9 +34,14 @@ pub fn expected_counts(total: usize) -> Value {
 /// Waits until `app` shows exactly `total` events, then checks the breakdown
 /// and that nothing more arrives.
 pub async fn assert_counted_exactly(app: &TestApp, total: usize) -> Value {
+    // The read model applies a transaction's records one by one, and `lag`
+    // is sampled: wait for the whole expected state (or more, which fails
+    // below), not for one figure of it.
     let analytics = app
         .wait_for("/events/analytics", WAIT, |b| {
-            b["totalEvents"].as_u64() >= Some(total as u64) && b["lag"] == json!(0)
+            let total_reached = b["totalEvents"].as_u64() >= Some(total as u64);
+            let users_reached = b["uniqueUsers"].as_u64() >= Some(total.min(1000) as u64);
+            total_reached && users_reached && b["lag"] == json!(0)
         })
         .await;
     assert_eq!(analytics["totalEvents"], json!(total), "{analytics}");

@@ -14,12 +14,7 @@ async fn an_aborted_transaction_rolls_back_and_counts_exactly() {
     let app = helpers::spawn_app_on(
         "",
         &helpers::random_prefix(),
-        &[
-            // The mock cluster refuses the short group timeouts.
-            ("ARUS__KAFKA__SESSION_TIMEOUT_MS", "10000"),
-            ("ARUS__KAFKA__HEARTBEAT_INTERVAL_MS", "1000"),
-            ("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "30000"),
-        ],
+        &helpers::MOCK_CLUSTER_TIMEOUTS,
     )
     .await;
     send(&app, 0, 1_000, 250).await;

@@ -41,7 +41,25 @@ fn accepted(event_id: Uuid, topic: &str, written: Written) -> Value {
     })
 }
 
-#[tracing::instrument(skip_all, fields(correlation_id))]
+/// Writes one validated event and answers 201 with where it went.
+async fn write_one(
+    state: &AppState,
+    req: &HttpRequest,
+    topic: &str,
+    user_id: &str,
+    event_id: Uuid,
+    payload: Vec<u8>,
+) -> Result<HttpResponse, ApiError> {
+    let written = state
+        .producer
+        .send(topic, user_id, &payload, &correlation_id(req))
+        .await?;
+    let mut body = accepted(event_id, topic, written);
+    body["success"] = json!(true);
+    Ok(HttpResponse::Created().json(body))
+}
+
+#[tracing::instrument(skip_all)]
 pub async fn user_event(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -51,18 +69,16 @@ pub async fn user_event(
     let value = json_body(&state, payload).await?;
     let mut event = UserEvent::from_json(&value, Defaults { now: Utc::now() })?;
     let event_id = *event.event_id.get_or_insert_with(Uuid::new_v4);
-    let written = state
-        .producer
-        .send(
-            &state.user_topic,
-            &event.user_id,
-            &encode(&event)?,
-            &correlation_id(&req),
-        )
-        .await?;
-    let mut body = accepted(event_id, &state.user_topic, written);
-    body["success"] = json!(true);
-    Ok(HttpResponse::Created().json(body))
+    let payload = encode(&event)?;
+    write_one(
+        &state,
+        &req,
+        &state.user_topic,
+        &event.user_id,
+        event_id,
+        payload,
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all)]
@@ -75,18 +91,16 @@ pub async fn page_view(
     let value = json_body(&state, payload).await?;
     let mut view = PageView::from_json(&value, Defaults { now: Utc::now() })?;
     let event_id = *view.event_id.get_or_insert_with(Uuid::new_v4);
-    let written = state
-        .producer
-        .send(
-            &state.page_topic,
-            &view.user_id,
-            &encode(&view)?,
-            &correlation_id(&req),
-        )
-        .await?;
-    let mut body = accepted(event_id, &state.page_topic, written);
-    body["success"] = json!(true);
-    Ok(HttpResponse::Created().json(body))
+    let payload = encode(&view)?;
+    write_one(
+        &state,
+        &req,
+        &state.page_topic,
+        &view.user_id,
+        event_id,
+        payload,
+    )
+    .await
 }
 
 /// A JSON array of user events (or `{"events": [...]}`), validated whole

@@ -50,6 +50,21 @@ fn lags(
     Ok(lags)
 }
 
+/// The partition ids of `topic`, from the broker's metadata.
+pub fn partitions_of(
+    consumer: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default())
+}
+
 /// Reads `partitions` of `topic` from `start(low, high)` to the end they
 /// have now, handing every record to `each`. Fails after `limit`.
 pub fn read_to_end(
@@ -167,13 +182,7 @@ impl ReadModelFeeder {
             client_config::changelog_reader(settings, brokers, "read-model")
                 .create()
                 .context("creating the read model consumer")?;
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-            .unwrap_or_default();
+        let partitions = partitions_of(&consumer, &topic, timeout)?;
         anyhow::ensure!(
             !partitions.is_empty(),
             "changelog topic {topic} has no partitions"

@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arus_actors::dead_letter::headers;
 use arus_config::Settings;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
 use serde::Serialize;
 
-use super::changelog_reader::read_to_end;
+use super::changelog_reader::{partitions_of, read_to_end};
 use super::client_config;
 
 /// Values longer than this are cut in listings.
@@ -44,13 +44,7 @@ pub fn recent(
         .create()
         .context("creating the dead-letter reader")?;
     let timeout = Duration::from_millis(k.admin_timeout_ms);
-    let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .unwrap_or_default();
+    let partitions = partitions_of(&consumer, &topic, timeout)?;
     let mut letters = Vec::new();
     // The last `limit` offsets of each partition hold its newest `limit`
     // records (fewer where transaction markers take offsets).

@@ -67,6 +67,15 @@ pub fn test_env(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -> Vec<(Str
     env
 }
 
+/// Group timeouts the embedded mock cluster accepts: it refuses the short
+/// ones the tests use with the real test broker, like Kafka's
+/// group.min.session.timeout.ms.
+pub const MOCK_CLUSTER_TIMEOUTS: [(&str, &str); 3] = [
+    ("ARUS__KAFKA__SESSION_TIMEOUT_MS", "10000"),
+    ("ARUS__KAFKA__HEARTBEAT_INTERVAL_MS", "1000"),
+    ("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "30000"),
+];
+
 pub fn random_prefix() -> String {
     format!("t{}-", &Uuid::new_v4().simple().to_string()[..10])
 }

@@ -136,6 +136,7 @@ impl Application {
             stats,
             health: Arc::clone(&health),
             assignment: driver.assignment(),
+            ingested: std::sync::atomic::AtomicU64::new(0),
         });
         let listener = TcpListener::bind(&settings.http.bind)
             .with_context(|| format!("binding http.bind {}", settings.http.bind))?;

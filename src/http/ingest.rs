@@ -3,6 +3,8 @@
 //! Input is validated whole before anything is written, and the answer waits
 //! for Kafka's acknowledgement: a 201 means every event in it is in Kafka.
 
+use std::sync::atomic::Ordering;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::event::{Defaults, PageView, UserEvent, ValidationError};
 use chrono::Utc;
@@ -54,6 +56,7 @@ async fn write_one(
         .producer
         .send(topic, user_id, &payload, &correlation_id(req))
         .await?;
+    state.ingested.fetch_add(1, Ordering::Relaxed);
     let mut body = accepted(event_id, topic, written);
     body["success"] = json!(true);
     Ok(HttpResponse::Created().json(body))
@@ -166,6 +169,9 @@ pub async fn batch_events(
             Err(error) => failures.push((event_id, error)),
         }
     }
+    state
+        .ingested
+        .fetch_add(accepted_events.len() as u64, Ordering::Relaxed);
     if let Some((_, error)) = failures.pop() {
         // Some events may be written, some not: the batch is not accepted,
         // and a retry with the same eventIds is the way to finish it.

@@ -4,6 +4,7 @@ mod auth;
 mod dead_letters;
 mod health;
 mod ingest;
+mod metrics;
 mod query;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub stats: Arc<ConsumerStats>,
     pub health: Arc<Health>,
     pub assignment: Assignment,
+    /// Events this instance's ingest endpoints wrote (acknowledged by Kafka).
+    pub ingested: std::sync::atomic::AtomicU64,
 }
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -62,6 +65,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .route("/analytics/users/{user_id}", web::get().to(query::user)),
     )
     .route("/v1/dead-letters", web::get().to(dead_letters::list))
+    .route("/metrics", web::get().to(metrics::scrape))
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))
     .default_service(web::to(not_found));

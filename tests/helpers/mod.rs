@@ -176,6 +176,19 @@ impl TestApp {
         self.send(self.client.get(self.url(path))).await
     }
 
+    /// GET of a text answer.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let mut resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        let body = resp.body().limit(16 << 20).await.expect("body read");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// GET with one extra header.
     pub async fn get_with(&self, path: &str, header: (&str, &str)) -> (u16, Value) {
         self.send(self.client.get(self.url(path)).insert_header(header))

@@ -1,0 +1,110 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4) of what this
+//! instance counts.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpResponse};
+use arus_actors::ConsumerStats;
+
+use super::AppState;
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+    let s = &state.stats;
+    let get = ConsumerStats::get;
+    let mut out = String::with_capacity(2048);
+    let counters = [
+        (
+            "arus_events_ingested_total",
+            "Events written to Kafka by this instance's ingest endpoints.",
+            state.ingested.load(Ordering::Relaxed),
+        ),
+        (
+            "arus_records_consumed_total",
+            "Input records this instance polled.",
+            get(&s.records_consumed),
+        ),
+        (
+            "arus_records_invalid_total",
+            "Input records that could not be decoded or validated.",
+            get(&s.records_invalid),
+        ),
+        (
+            "arus_dead_letters_total",
+            "Records this instance sent to the dead-letter topic.",
+            get(&s.dead_letters),
+        ),
+        (
+            "arus_duplicates_dropped_total",
+            "Client retries dropped by eventId.",
+            get(&s.duplicates_dropped),
+        ),
+        (
+            "arus_events_applied_total",
+            "Events the aggregators applied.",
+            get(&s.events_applied),
+        ),
+        (
+            "arus_transactions_committed_total",
+            "Transactions of state and offsets committed.",
+            get(&s.commits),
+        ),
+        (
+            "arus_rollbacks_total",
+            "Aborted transactions rolled back to the last commit.",
+            get(&s.rollbacks),
+        ),
+        (
+            "arus_producer_recreated_total",
+            "Times the fenced transactional producer was recreated.",
+            get(&s.producer_recreated),
+        ),
+        (
+            "arus_rebalances_total",
+            "Rebalance callbacks (assignments and revocations).",
+            get(&s.rebalances),
+        ),
+    ];
+    for (name, help, value) in counters {
+        metric(&mut out, name, "counter", help, value);
+    }
+    metric(
+        &mut out,
+        "arus_assigned_partitions",
+        "gauge",
+        "Input partitions this instance holds.",
+        state.assignment.partitions().len(),
+    );
+    metric(
+        &mut out,
+        "arus_read_model_lag_records",
+        "gauge",
+        "Changelog records not yet in the read model.",
+        state.read_model.lag(),
+    );
+    metric(
+        &mut out,
+        "arus_read_model_updates_total",
+        "counter",
+        "Changelog entries applied to the read model.",
+        state.read_model.updates_applied(),
+    );
+    metric(
+        &mut out,
+        "arus_ready",
+        "gauge",
+        "1 when the instance is ready for traffic.",
+        u8::from(state.health.ready()),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}

@@ -1,0 +1,60 @@
+//! `GET /metrics` after a known workload: the counters equal the exact
+//! numbers sent and consumed.
+
+mod helpers;
+
+use std::collections::HashMap;
+
+use helpers::spawn_app;
+use helpers::workload::{assert_counted_exactly, send, WAIT};
+use serde_json::json;
+
+fn parse(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn metrics_count_exactly_what_was_sent_and_consumed() {
+    let app = spawn_app(&[]).await;
+    // 1,000 events in batches, 4 one by one.
+    send(&app, 0, 1_000, 250).await;
+    for i in 0..4 {
+        let (status, _) = app
+            .post("/events/user-event", &helpers::workload::event(1_000 + i))
+            .await;
+        assert_eq!(status, 201);
+    }
+    assert_counted_exactly(&app, 1_004).await;
+    // The counters of this instance's committer trail the read model by at
+    // most one transaction.
+    app.wait_for("/events/stats", WAIT, |s| {
+        s["consumer"]["eventsApplied"] == json!(1_004)
+    })
+    .await;
+
+    let (status, text) = app.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("# TYPE arus_records_consumed_total counter"),
+        "{text}"
+    );
+    let m = parse(&text);
+    let value = |name: &str| *m.get(name).unwrap_or_else(|| panic!("no {name} in {text}"));
+    assert_eq!(value("arus_events_ingested_total"), 1_004.0);
+    assert_eq!(value("arus_records_consumed_total"), 1_004.0);
+    assert_eq!(value("arus_events_applied_total"), 1_004.0);
+    assert_eq!(value("arus_records_invalid_total"), 0.0);
+    assert_eq!(value("arus_dead_letters_total"), 0.0);
+    assert_eq!(value("arus_duplicates_dropped_total"), 0.0);
+    assert_eq!(value("arus_rollbacks_total"), 0.0);
+    assert_eq!(value("arus_assigned_partitions"), 6.0);
+    assert_eq!(value("arus_ready"), 1.0);
+    assert!(value("arus_transactions_committed_total") >= 1.0);
+    app.stop().await;
+}

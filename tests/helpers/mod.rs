@@ -98,24 +98,30 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -
     let embedded = app.embedded_broker();
     let running = actix_web::rt::spawn(app.run_until_stopped());
     let app = TestApp {
-        address,
-        prefix: prefix.to_string(),
-        brokers: brokers.to_string(),
-        client: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
         embedded,
         shutdown: Some(shutdown),
         running: Some(running),
+        ..TestApp::unstarted(address, brokers, prefix)
     };
     app.wait_ready(Duration::from_secs(60)).await;
     app
 }
 
+/// Status and body of an answer.
+async fn answer(mut resp: awc::ClientResponse) -> (u16, actix_web::web::Bytes) {
+    let status = resp.status().as_u16();
+    let body = resp.body().limit(16 << 20).await.expect("body read");
+    (status, body)
+}
+
+fn json_answer((status, body): (u16, actix_web::web::Bytes)) -> (u16, Value) {
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
 impl TestApp {
-    /// An instance running elsewhere (another process), reached over HTTP.
-    pub async fn remote(address: String, brokers: &str, prefix: &str) -> Self {
-        let app = TestApp {
+    /// A handle on an instance at `address` that this test does not run.
+    fn unstarted(address: String, brokers: &str, prefix: &str) -> Self {
+        TestApp {
             address,
             prefix: prefix.to_string(),
             brokers: brokers.to_string(),
@@ -125,7 +131,12 @@ impl TestApp {
             embedded: None,
             shutdown: None,
             running: None,
-        };
+        }
+    }
+
+    /// An instance running elsewhere (another process), reached over HTTP.
+    pub async fn remote(address: String, brokers: &str, prefix: &str) -> Self {
+        let app = Self::unstarted(address, brokers, prefix);
         app.wait_ready(Duration::from_secs(90)).await;
         app
     }
@@ -156,16 +167,14 @@ impl TestApp {
 
     /// POSTs a raw body; returns status and JSON answer.
     pub async fn post_raw(&self, path: &str, body: impl Into<String>) -> (u16, Value) {
-        let mut resp = self
+        let resp = self
             .client
             .post(self.url(path))
             .insert_header(("content-type", "application/json"))
             .send_body(body.into())
             .await
             .expect("request sent");
-        let status = resp.status().as_u16();
-        let body = resp.body().limit(16 << 20).await.expect("body read");
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        json_answer(answer(resp).await)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -178,14 +187,13 @@ impl TestApp {
 
     /// GET of a text answer.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let mut resp = self
+        let resp = self
             .client
             .get(self.url(path))
             .send()
             .await
             .expect("request sent");
-        let status = resp.status().as_u16();
-        let body = resp.body().limit(16 << 20).await.expect("body read");
+        let (status, body) = answer(resp).await;
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -202,20 +210,16 @@ impl TestApp {
             .post(self.url(path))
             .insert_header(("content-type", "application/json"))
             .insert_header(header);
-        let mut resp = request
+        let resp = request
             .send_body(body.to_string())
             .await
             .expect("request sent");
-        let status = resp.status().as_u16();
-        let body = resp.body().limit(16 << 20).await.expect("body read");
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        json_answer(answer(resp).await)
     }
 
     async fn send(&self, request: awc::ClientRequest) -> (u16, Value) {
-        let mut resp = request.send().await.expect("request sent");
-        let status = resp.status().as_u16();
-        let body = resp.body().limit(16 << 20).await.expect("body read");
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        let resp = request.send().await.expect("request sent");
+        json_answer(answer(resp).await)
     }
 
     /// Polls `path` until `done` holds for its JSON answer, or panics after `limit`.

@@ -88,6 +88,7 @@ impl Application {
         let router = Arc::new(Router::start(
             settings.aggregator.shards,
             settings.consumer.mailbox_capacity,
+            (&settings.breaker).into(),
             &handles,
         ));
         // Every instance reads every changelog partition: any of them
@@ -109,7 +110,7 @@ impl Application {
             &settings,
             &brokers,
             DriverParts {
-                router,
+                router: Arc::clone(&router),
                 stats: Arc::clone(&stats),
                 health: Arc::clone(&health),
                 arbiter: handles[0].clone(),
@@ -136,6 +137,7 @@ impl Application {
             stats,
             health: Arc::clone(&health),
             assignment: driver.assignment(),
+            router: Arc::clone(&router),
             ingested: std::sync::atomic::AtomicU64::new(0),
         });
         let listener = TcpListener::bind(&settings.http.bind)

@@ -54,11 +54,15 @@ async fn three_instances_count_30000_events_exactly_and_agree() {
     }
     assert_eq!(consumed, 30_000);
     assigned.sort();
-    assert_eq!(assigned.len(), 12, "6 partitions of 2 topics: {assigned:?}");
+    assert_eq!(
+        assigned.len(),
+        18,
+        "6 partitions of 2 input topics and the retry topic: {assigned:?}"
+    );
     assigned.dedup();
     assert_eq!(
         assigned.len(),
-        12,
+        18,
         "a partition assigned twice: {assigned:?}"
     );
     for app in apps {
@@ -108,7 +112,7 @@ async fn scaling_one_to_three_to_one_under_load_counts_exactly() {
     // Once the group settles, the last instance holds every partition again.
     first
         .wait_for("/events/stats", WAIT, |s| {
-            s["consumer"]["assignedPartitions"].as_array().map(Vec::len) == Some(12)
+            s["consumer"]["assignedPartitions"].as_array().map(Vec::len) == Some(18)
         })
         .await;
     first.stop().await;

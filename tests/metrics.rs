@@ -53,7 +53,8 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
     assert_eq!(value("arus_dead_letters_total"), 0.0);
     assert_eq!(value("arus_duplicates_dropped_total"), 0.0);
     assert_eq!(value("arus_rollbacks_total"), 0.0);
-    assert_eq!(value("arus_assigned_partitions"), 6.0);
+    // 3 partitions each of user-events, page-views and retry-events.
+    assert_eq!(value("arus_assigned_partitions"), 9.0);
     assert_eq!(value("arus_ready"), 1.0);
     assert!(value("arus_transactions_committed_total") >= 1.0);
     app.stop().await;

@@ -5,7 +5,8 @@
 //! in the same Kafka transaction as the input offsets they are valid through.
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
-use tracing::debug;
+use std::time::{Duration, Instant};
+use tracing::{debug, warn};
 
 use crate::event::Event;
 use crate::metrics::Metric;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 /// Events of one source partition for one shard, in offset order.
 #[derive(Message)]
-#[rtype(result = "ApplyOutcome")]
+#[rtype(result = "Result<ApplyOutcome, ShardRefused>")]
 pub struct Apply {
     pub source: SourcePartition,
     pub events: Vec<(i64, Arc<Event>)>,
@@ -28,6 +29,21 @@ pub struct ApplyOutcome {
     /// Events the state already included (replays).
     pub skipped: usize,
 }
+
+/// A shard that did not apply an [`Apply`] at all: none of its events changed
+/// the state, so all of them can go elsewhere (the retry topic).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("shard {shard} of {metric} refused the batch: {reason}")]
+pub struct ShardRefused {
+    pub metric: &'static str,
+    pub shard: usize,
+    pub reason: &'static str,
+}
+
+/// Fault injection: the shard refuses every [`Apply`] for this long.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Outage(pub Duration);
 
 /// Hands over the entries changed since the last flush.
 #[derive(Message)]
@@ -48,6 +64,8 @@ pub struct AggregatorShard<M: Metric> {
     index: usize,
     state: M,
     mailbox_capacity: usize,
+    /// Refusing every batch until then (an injected outage).
+    out_until: Option<Instant>,
 }
 
 impl<M: Metric> AggregatorShard<M> {
@@ -56,6 +74,7 @@ impl<M: Metric> AggregatorShard<M> {
             index,
             state: M::default(),
             mailbox_capacity,
+            out_until: None,
         }
     }
 }
@@ -79,6 +98,13 @@ impl<M: Metric> Handler<Apply> for AggregatorShard<M> {
     type Result = MessageResult<Apply>;
 
     fn handle(&mut self, msg: Apply, _ctx: &mut Self::Context) -> Self::Result {
+        if self.out_until.is_some_and(|until| Instant::now() < until) {
+            return MessageResult(Err(ShardRefused {
+                metric: M::NAME,
+                shard: self.index,
+                reason: "injected outage",
+            }));
+        }
         let mut outcome = ApplyOutcome::default();
         for (offset, event) in &msg.events {
             if self.state.apply(msg.source, *offset, event) {
@@ -87,7 +113,21 @@ impl<M: Metric> Handler<Apply> for AggregatorShard<M> {
                 outcome.skipped += 1;
             }
         }
-        MessageResult(outcome)
+        MessageResult(Ok(outcome))
+    }
+}
+
+impl<M: Metric> Handler<Outage> for AggregatorShard<M> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Outage, _ctx: &mut Self::Context) {
+        warn!(
+            metric = M::NAME,
+            shard = self.index,
+            ms = msg.0.as_millis() as u64,
+            "injected outage: refusing every batch"
+        );
+        self.out_until = Some(Instant::now() + msg.0);
     }
 }
 

@@ -92,6 +92,19 @@ impl DeadLetters {
         true
     }
 
+    /// Dead-letters an event whose retries ran out, read at `offset` of this
+    /// partition, unless an earlier pass already did.
+    pub fn add_exhausted(&mut self, offset: i64, letter: DeadLetter) -> bool {
+        if offset <= self.mark.as_of {
+            return false;
+        }
+        self.mark.count += 1;
+        self.mark.as_of = offset;
+        self.changed = true;
+        self.pending.push(letter);
+        true
+    }
+
     /// The dead letters to write and the mark to commit with them.
     pub fn flush(&mut self) -> (Vec<DeadLetter>, Option<StateUpdate>) {
         let mark = std::mem::take(&mut self.changed).then_some(StateUpdate::DeadLetters {

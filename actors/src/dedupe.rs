@@ -30,6 +30,13 @@ pub struct Dedupe {
     added: Vec<String>,
     /// Written buckets: first offset → the newest time of their ids.
     buckets: BTreeMap<i64, i64>,
+    /// How many ids in the set are retry hand-offs (see [`crate::retry`]):
+    /// while there are none, records need no hand-off lookup.
+    handoffs: usize,
+}
+
+fn is_handoff(id: &str) -> bool {
+    id.starts_with(crate::retry::HANDOFF_PREFIX)
 }
 
 /// What changed since the last flush: buckets to write and to delete.
@@ -66,6 +73,7 @@ impl Dedupe {
         Self {
             source,
             window_ms,
+            handoffs: seen.keys().filter(|id| is_handoff(id)).count(),
             newest_ms: order.last().map_or(i64::MIN, |(t, _)| *t),
             seen,
             order: order.into(),
@@ -89,6 +97,7 @@ impl Dedupe {
                 true
             }
             None => {
+                self.handoffs += usize::from(is_handoff(id));
                 self.seen
                     .insert(id.to_string(), SeenEntry { offset, at_ms });
                 self.order.push_back((at_ms, id.to_string()));
@@ -96,6 +105,22 @@ impl Dedupe {
                 true
             }
         }
+    }
+
+    /// Whether any retry hand-off is in the set.
+    pub fn has_handoffs(&self) -> bool {
+        self.handoffs > 0
+    }
+
+    /// Whether `id` is in the set (first seen at any offset).
+    pub fn contains(&self, id: &str) -> bool {
+        self.seen.contains_key(id)
+    }
+
+    /// Whether `id` was first seen at an offset before `offset`: the record
+    /// at `offset` carrying it is a repeat. Changes nothing.
+    pub fn seen_before(&self, id: &str, offset: i64) -> bool {
+        self.seen.get(id).is_some_and(|e| e.offset < offset)
     }
 
     fn horizon(&self) -> i64 {
@@ -114,6 +139,7 @@ impl Dedupe {
             };
             if self.seen.get(&id).is_some_and(|e| e.at_ms == at) {
                 self.seen.remove(&id);
+                self.handoffs -= usize::from(is_handoff(&id));
             }
         }
     }

@@ -22,6 +22,7 @@
 //! filling memory. This crate knows nothing of Kafka clients or HTTP.
 
 mod aggregator_shard;
+pub mod breaker;
 pub mod changelog;
 pub mod dead_letter;
 pub mod dedupe;
@@ -29,16 +30,19 @@ pub mod event;
 pub mod metrics;
 mod partition_consumer;
 pub mod read_model;
+pub mod retry;
 mod router;
 pub mod source;
 pub mod state;
 mod stats;
 
-pub use aggregator_shard::{AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Restore};
+pub use aggregator_shard::{
+    AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Outage, Restore, ShardRefused,
+};
 pub use partition_consumer::{
     decode, BatchOutcome, DecodeError, ErrorClass, FlushPartition, PartitionConsumer,
     PartitionFlush, ProcessBatch, ProcessError,
 };
 pub use read_model::ReadModel;
-pub use router::{key_hash, Router};
+pub use router::{key_hash, BreakerView, MetricSet, Router, METRICS};
 pub use stats::ConsumerStats;

@@ -2,6 +2,7 @@
 //! batch, hands it to the aggregator shards, and answers once every shard has
 //! applied its part, so the driver commits an offset only for applied events.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -13,10 +14,13 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use tracing::{debug, warn};
 
+use crate::aggregator_shard::{ApplyOutcome, ShardRefused};
+use crate::breaker::Permit;
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dedupe::{Dedupe, SeenChanges};
 use crate::event::{Defaults, Event, PageView, UserEvent, ValidationError};
-use crate::router::Router;
+use crate::retry::{handoff_id, Origin, Retried, RetryHeaderError, RetryPolicy, RetryRecord};
+use crate::router::{Hop, MetricSet, Routed, Router, METRICS};
 use crate::source::{
     InputTopic, RawRecord, SourcePartition, SCHEMA_VERSIONS, SCHEMA_VERSION_HEADER,
 };
@@ -34,14 +38,18 @@ pub struct ProcessBatch {
 pub struct BatchOutcome {
     /// The offset to commit: one past the last record of the batch.
     pub next_offset: i64,
+    /// Events applied to every metric they were routed to.
     pub applied: usize,
     /// Records that could not be decoded or failed validation: dead letters.
     pub invalid: usize,
-    /// Client retries of an event already counted (same eventId); skipped.
+    /// Client retries of an event already counted (same eventId), and
+    /// repeated retry records; skipped.
     pub duplicates: usize,
     /// Metric updates skipped because the state already included the event
     /// (a replay); an event feeds one to three metrics.
     pub replayed_updates: usize,
+    /// Event hops handed to the retry topic (one per event and metric).
+    pub retried: usize,
 }
 
 /// How a processing error is to be handled.
@@ -55,20 +63,28 @@ pub enum ErrorClass {
     Fatal,
 }
 
+/// Why a hop to a shard failed: each is transient, and its events go to the
+/// retry topic.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("aggregator shard of {metric} did not take the batch: {source}")]
+    #[error("aggregator shard {shard} of {metric} is gone: {source}")]
     ShardUnavailable {
         metric: &'static str,
+        shard: usize,
         source: MailboxError,
     },
+    #[error(transparent)]
+    ShardRefused(#[from] ShardRefused),
+    #[error("the breaker of shard {shard} of {metric} is open")]
+    BreakerOpen { metric: &'static str, shard: usize },
 }
 
 impl ProcessError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            // A shard only stops when the system shuts down or has failed.
-            ProcessError::ShardUnavailable { .. } => ErrorClass::Transient,
+            ProcessError::ShardUnavailable { .. }
+            | ProcessError::ShardRefused(_)
+            | ProcessError::BreakerOpen { .. } => ErrorClass::Transient,
         }
     }
 }
@@ -84,10 +100,15 @@ pub enum DecodeError {
     NotJson(#[from] serde_json::Error),
     #[error("{0}")]
     Invalid(#[from] ValidationError),
+    #[error("{0}")]
+    RetryHeaders(#[from] RetryHeaderError),
+    #[error("unknown metric {0:?} in a retry record")]
+    UnknownMetric(String),
 }
 
-/// Decodes a record of `topic` in the seed's shapes. A missing `timestamp` is
-/// the record's own timestamp, so replays decode to the same event.
+/// Decodes a record of input topic `topic` in the seed's shapes. A missing
+/// `timestamp` is the record's own timestamp, so replays decode to the same
+/// event.
 pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeError> {
     if let Some(version) = record.header(SCHEMA_VERSION_HEADER) {
         let version = String::from_utf8_lossy(version);
@@ -105,6 +126,13 @@ pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeErro
     Ok(match topic {
         InputTopic::UserEvents => Event::User(UserEvent::from_json(&value, defaults)?),
         InputTopic::PageViews => Event::Page(PageView::from_json(&value, defaults)?),
+        // Never an event kind of its own: a retry record's kind is its
+        // origin's input topic.
+        InputTopic::RetryEvents => {
+            return Err(DecodeError::RetryHeaders(RetryHeaderError::Missing(
+                crate::retry::headers::INPUT,
+            )))
+        }
     })
 }
 
@@ -121,6 +149,7 @@ pub struct PartitionFlush {
     pub dead_letters: Vec<DeadLetter>,
     /// The partition's dead-letter mark, when it moved.
     pub mark: Option<StateUpdate>,
+    pub retries: Vec<RetryRecord>,
 }
 
 pub struct PartitionConsumer {
@@ -129,6 +158,8 @@ pub struct PartitionConsumer {
     stats: Arc<ConsumerStats>,
     dedupe: Dedupe,
     dead_letters: DeadLetters,
+    policy: RetryPolicy,
+    retries: Vec<RetryRecord>,
 }
 
 impl PartitionConsumer {
@@ -138,6 +169,7 @@ impl PartitionConsumer {
         stats: Arc<ConsumerStats>,
         dedupe: Dedupe,
         dead_letters: DeadLetters,
+        policy: RetryPolicy,
     ) -> Self {
         Self {
             source,
@@ -145,6 +177,8 @@ impl PartitionConsumer {
             stats,
             dedupe,
             dead_letters,
+            policy,
+            retries: Vec::new(),
         }
     }
 }
@@ -158,6 +192,7 @@ impl Handler<FlushPartition> for PartitionConsumer {
             seen: self.dedupe.flush(),
             dead_letters,
             mark,
+            retries: std::mem::take(&mut self.retries),
         })
     }
 }
@@ -174,6 +209,240 @@ impl Actor for PartitionConsumer {
     }
 }
 
+/// A record of this partition whose event is routed on: where the event
+/// first came from and which try this is.
+struct Tracked {
+    /// Where the record is in the batch.
+    index: usize,
+    offset: i64,
+    /// Time for seen-set entries: the record's own, so replays decide alike.
+    at_ms: i64,
+    /// For a retry record, the event as it entered arus (key, value, client
+    /// headers, origin offset); an input record is that itself.
+    original: Option<RawRecord>,
+    origin: Origin,
+    /// 1 for an input record; a retry record's attempt header otherwise.
+    try_number: u32,
+    /// For a retry record: its metric and its seen-set id, marked once applied.
+    retried: Option<(&'static str, String)>,
+}
+
+/// An event hop that did not happen, by record offset.
+struct Failed {
+    offset: i64,
+    metric: &'static str,
+    message: String,
+    /// A replay of a hop handed off before: already in the seen-set.
+    replayed: bool,
+}
+
+impl PartitionConsumer {
+    /// Decodes a record of an input topic; `None` when it is a dead letter
+    /// or a client's retry.
+    fn take_input(
+        &mut self,
+        index: usize,
+        record: &RawRecord,
+        invalid: &mut usize,
+        duplicates: &mut usize,
+    ) -> Option<(Event, Tracked, MetricSet)> {
+        let source = self.source;
+        let event = match decode(source.topic, record) {
+            Ok(event) => event,
+            Err(error) => {
+                *invalid += 1;
+                if self
+                    .dead_letters
+                    .add(record, ErrorClass::Permanent, error.to_string())
+                {
+                    warn!(%source, offset = record.offset, %error, "sent to dead-letter topic");
+                }
+                return None;
+            }
+        };
+        let at_ms = record.timestamp_ms.unwrap_or_else(|| event.timestamp_ms());
+        if let Some(id) = event.event_id() {
+            if !self.dedupe.is_first(&id.to_string(), record.offset, at_ms) {
+                *duplicates += 1;
+                debug!(%source, offset = record.offset, event_id = %id, "dropped a retried event");
+                return None;
+            }
+        }
+        let tracked = Tracked {
+            index,
+            offset: record.offset,
+            at_ms,
+            original: None,
+            origin: Origin {
+                source,
+                offset: record.offset,
+                timestamp_ms: record.timestamp_ms,
+            },
+            try_number: 1,
+            retried: None,
+        };
+        Some((event, tracked, MetricSet::ALL))
+    }
+
+    /// Decodes a record of the retry topic; `None` when it is a dead letter
+    /// or a repeat of a retry already applied.
+    fn take_retry(
+        &mut self,
+        index: usize,
+        record: &RawRecord,
+        batch_ids: &mut HashSet<String>,
+        invalid: &mut usize,
+        duplicates: &mut usize,
+    ) -> Option<(Event, Tracked, MetricSet)> {
+        let source = self.source;
+        let decoded = Retried::parse(record)
+            .map_err(DecodeError::from)
+            .and_then(|retried| {
+                let event = decode(retried.origin.source.topic, &retried.original)?;
+                let metric = METRICS
+                    .into_iter()
+                    .find(|m| *m == retried.metric)
+                    .ok_or_else(|| DecodeError::UnknownMetric(retried.metric.clone()))?;
+                Ok((retried, event, metric))
+            });
+        let (retried, event, metric) = match decoded {
+            Ok(d) => d,
+            Err(error) => {
+                *invalid += 1;
+                if self
+                    .dead_letters
+                    .add(record, ErrorClass::Permanent, error.to_string())
+                {
+                    warn!(%source, offset = record.offset, %error, "sent to dead-letter topic");
+                }
+                return None;
+            }
+        };
+        let id = retried.origin.retried_id(metric);
+        if self.dedupe.seen_before(&id, record.offset) || !batch_ids.insert(id.clone()) {
+            *duplicates += 1;
+            debug!(%source, offset = record.offset, %id, "dropped a repeated retry");
+            return None;
+        }
+        let tracked = Tracked {
+            index,
+            offset: record.offset,
+            at_ms: record.timestamp_ms.unwrap_or(retried.not_before_ms),
+            original: Some(retried.original),
+            origin: retried.origin,
+            try_number: retried.attempt,
+            retried: Some((metric, id)),
+        };
+        let metrics = MetricSet::only(metric).unwrap_or(MetricSet::ALL);
+        Some((event, tracked, metrics))
+    }
+
+    /// After the shards answered: failed hops go to the retry topic (or,
+    /// with no attempts left, to the dead-letter topic), applied retries are
+    /// marked as such.
+    fn settle(&mut self, records: &[RawRecord], tracked: &[Tracked], failed: Vec<Failed>) -> usize {
+        let now_ms = Utc::now().timestamp_millis();
+        let mut handed_off = 0;
+        let find = |offset: i64| {
+            tracked
+                .binary_search_by_key(&offset, |t| t.offset)
+                .ok()
+                .map(|i| &tracked[i])
+        };
+        for failure in &failed {
+            let Some(t) = find(failure.offset) else {
+                continue;
+            };
+            let original = t.original.as_ref().unwrap_or(&records[t.index]);
+            if t.try_number >= self.policy.max_attempts && !failure.replayed {
+                let letter = DeadLetter {
+                    source: t.origin.source,
+                    record: original.clone(),
+                    class: ErrorClass::Transient,
+                    message: format!(
+                        "{} (attempt {} of {}, metric {})",
+                        failure.message, t.try_number, self.policy.max_attempts, failure.metric
+                    ),
+                    attempt: t.try_number,
+                };
+                if self.dead_letters.add_exhausted(t.offset, letter) {
+                    self.stats.retries_exhausted.fetch_add(1, Ordering::Relaxed);
+                    warn!(source = %self.source, offset = t.offset, metric = failure.metric, "retries exhausted: sent to dead-letter topic");
+                }
+                continue;
+            }
+            let attempt = t.try_number + 1;
+            let seed = (t.origin.offset as u64).rotate_left(17)
+                ^ u64::from(attempt).rotate_left(48)
+                ^ (now_ms as u64)
+                ^ crate::router::key_hash(failure.metric);
+            let delay = self.policy.delay(attempt, seed);
+            if !failure.replayed {
+                self.dedupe
+                    .is_first(&handoff_id(t.offset, failure.metric), t.offset, t.at_ms);
+            }
+            self.retries.push(RetryRecord {
+                origin: t.origin,
+                key: original.key.clone(),
+                payload: original.payload.clone(),
+                headers: original.headers.clone(),
+                metric: failure.metric,
+                attempt,
+                not_before_ms: now_ms + delay.as_millis() as i64,
+                message: failure.message.clone(),
+            });
+            handed_off += 1;
+        }
+        let mut applied_retries = 0;
+        for t in tracked {
+            if let Some((metric, id)) = &t.retried {
+                let failed_here = failed
+                    .iter()
+                    .any(|f| f.offset == t.offset && f.metric == *metric);
+                if !failed_here {
+                    self.dedupe.is_first(id, t.offset, t.at_ms);
+                    applied_retries += 1;
+                }
+            }
+        }
+        self.stats
+            .retries_scheduled
+            .fetch_add(handed_off as u64, Ordering::Relaxed);
+        self.stats
+            .retries_applied
+            .fetch_add(applied_retries, Ordering::Relaxed);
+        handed_off
+    }
+}
+
+/// Sends one hop, unless its breaker is open, and tells the breaker how it went.
+async fn send_hop(hop: Hop) -> (Vec<i64>, &'static str, Result<ApplyOutcome, ProcessError>) {
+    let offsets: Vec<i64> = hop.apply.events.iter().map(|(o, _)| *o).collect();
+    let (metric, shard) = (hop.metric, hop.shard);
+    if hop.breaker().permit() == Permit::Refused {
+        return (
+            offsets,
+            metric,
+            Err(ProcessError::BreakerOpen { metric, shard }),
+        );
+    }
+    let result = match hop.recipient.send(hop.apply).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(refused)) => Err(ProcessError::ShardRefused(refused)),
+        Err(source) => Err(ProcessError::ShardUnavailable {
+            metric,
+            shard,
+            source,
+        }),
+    };
+    let mut breaker = hop.breaker.lock().unwrap_or_else(|p| p.into_inner());
+    match &result {
+        Ok(_) => breaker.success(),
+        Err(_) => breaker.failure(),
+    }
+    (offsets, metric, result)
+}
+
 impl Handler<ProcessBatch> for PartitionConsumer {
     // Atomic: the next batch of this partition waits until this one is
     // applied, which keeps each key's events in offset order.
@@ -182,76 +451,111 @@ impl Handler<ProcessBatch> for PartitionConsumer {
     fn handle(&mut self, msg: ProcessBatch, _ctx: &mut Self::Context) -> Self::Result {
         let source = self.source;
         let next_offset = msg.records.last().map_or(-1, |r| r.offset + 1);
-        let mut events = Vec::with_capacity(msg.records.len());
+        let mut routed = Vec::with_capacity(msg.records.len());
+        let mut tracked: Vec<Tracked> = Vec::with_capacity(msg.records.len());
+        let mut failed: Vec<Failed> = Vec::new();
+        let mut batch_ids = HashSet::new();
         let (mut invalid, mut duplicates) = (0, 0);
-        for record in &msg.records {
-            match decode(source.topic, record) {
-                Ok(event) => {
-                    if let Some(id) = event.event_id() {
-                        let at = record.timestamp_ms.unwrap_or_else(|| event.timestamp_ms());
-                        if !self.dedupe.is_first(&id.to_string(), record.offset, at) {
-                            duplicates += 1;
-                            debug!(%source, offset = record.offset, event_id = %id, "dropped a retried event");
-                            continue;
-                        }
-                    }
-                    events.push((record.offset, Arc::new(event)));
-                }
-                Err(error) => {
-                    invalid += 1;
-                    if self
-                        .dead_letters
-                        .add(record, ErrorClass::Permanent, error.to_string())
-                    {
-                        warn!(%source, offset = record.offset, %error, "sent to dead-letter topic");
-                    }
+        let records = msg.records;
+        for (index, record) in records.iter().enumerate() {
+            let taken = if source.topic == InputTopic::RetryEvents {
+                self.take_retry(index, record, &mut batch_ids, &mut invalid, &mut duplicates)
+            } else {
+                self.take_input(index, record, &mut invalid, &mut duplicates)
+            };
+            let Some((event, t, mut metrics)) = taken else {
+                continue;
+            };
+            // A replay of a record handed to the retry topic before: hand it
+            // over again rather than apply it here (the retry partition drops
+            // the copy it may already have).
+            let handoffs = self.dedupe.has_handoffs();
+            for (bit, metric) in METRICS.into_iter().enumerate() {
+                if handoffs
+                    && metrics.contains(bit)
+                    && self.dedupe.contains(&handoff_id(record.offset, metric))
+                {
+                    metrics = metrics.without(metric);
+                    failed.push(Failed {
+                        offset: record.offset,
+                        metric,
+                        message: "handed to the retry topic before a replay".into(),
+                        replayed: true,
+                    });
                 }
             }
+            if !metrics.is_empty() {
+                routed.push(Routed {
+                    offset: record.offset,
+                    event: Arc::new(event),
+                    metrics,
+                });
+            }
+            tracked.push(t);
         }
         self.stats
             .records_consumed
-            .fetch_add(msg.records.len() as u64, Ordering::Relaxed);
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         self.stats
             .records_invalid
             .fetch_add(invalid as u64, Ordering::Relaxed);
         self.stats
             .duplicates_dropped
             .fetch_add(duplicates as u64, Ordering::Relaxed);
-        let applied_events = events.len();
-        let sends = self.router.split(source, &events);
-        let stats = Arc::clone(&self.stats);
+        let hops = self.router.split(source, &routed);
+        let routed_offsets: Vec<i64> = routed.iter().map(|r| r.offset).collect();
         let work = async move {
-            let results = join_all(sends.into_iter().map(|(metric, shard, apply)| async move {
-                shard
-                    .send(apply)
-                    .await
-                    .map_err(|source| ProcessError::ShardUnavailable { metric, source })
-            }))
-            .await;
+            let results = join_all(hops.into_iter().map(send_hop)).await;
             let mut replayed_updates = 0;
-            for result in results {
-                replayed_updates += result?.skipped;
+            for (offsets, metric, result) in results {
+                match result {
+                    Ok(outcome) => replayed_updates += outcome.skipped,
+                    Err(error) => {
+                        debug!(%source, %error, events = offsets.len(), "hop failed; to the retry topic");
+                        let message = error.to_string();
+                        failed.extend(offsets.into_iter().map(|offset| Failed {
+                            offset,
+                            metric,
+                            message: message.clone(),
+                            replayed: false,
+                        }));
+                    }
+                }
             }
-            stats
-                .events_applied
-                .fetch_add(applied_events as u64, Ordering::Relaxed);
-            Ok(BatchOutcome {
-                next_offset,
-                applied: applied_events,
-                invalid,
-                duplicates,
-                replayed_updates,
-            })
+            (replayed_updates, failed)
         };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(|result, _, _| result)))
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            move |(replayed_updates, failed), actor, _ctx| {
+                let failed_offsets: HashSet<i64> = failed.iter().map(|f| f.offset).collect();
+                let applied = routed_offsets
+                    .iter()
+                    .filter(|o| !failed_offsets.contains(o))
+                    .count();
+                let retried = actor.settle(&records, &tracked, failed);
+                actor
+                    .stats
+                    .events_applied
+                    .fetch_add(applied as u64, Ordering::Relaxed);
+                Ok(BatchOutcome {
+                    next_offset,
+                    applied,
+                    invalid,
+                    duplicates,
+                    replayed_updates,
+                    retried,
+                })
+            },
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::BreakerConfig;
     use crate::read_model::ReadModel;
     use actix::Arbiter;
+    use std::time::Duration;
 
     fn record(offset: i64, json: &str) -> RawRecord {
         RawRecord {
@@ -263,11 +567,26 @@ mod tests {
         }
     }
 
+    fn breaker_config() -> BreakerConfig {
+        BreakerConfig {
+            failure_threshold: 2,
+            open_for: Duration::from_millis(300),
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(40),
+        }
+    }
+
     #[actix::test]
     async fn batches_are_applied_once_and_invalid_records_skipped() {
         let read_model = Arc::new(ReadModel::new());
         let arbiters = [Arbiter::current()];
-        let router = Arc::new(Router::start(3, 4, &arbiters));
+        let router = Arc::new(Router::start(3, 4, breaker_config(), &arbiters));
         let stats = Arc::new(ConsumerStats::default());
         let source = SourcePartition::new(InputTopic::UserEvents, 2);
         let dedupe = Dedupe::new(source, 600_000, Vec::new());
@@ -278,6 +597,7 @@ mod tests {
             Arc::clone(&stats),
             dedupe,
             dead,
+            policy(),
         )
         .start();
         let batch = vec![
@@ -304,7 +624,8 @@ mod tests {
                 applied: 3,
                 invalid: 2,
                 duplicates: 0,
-                replayed_updates: 0
+                replayed_updates: 0,
+                retried: 0,
             }
         );
         // The same records again, as after a crash before the commit: the
@@ -352,5 +673,197 @@ mod tests {
             flushed.dead_letters[1].message,
             "eventType: must be one of login, logout, purchase, view (got \"click\")"
         );
+    }
+
+    fn as_retry_topic(first_offset: i64, retries: &[RetryRecord]) -> Vec<RawRecord> {
+        retries
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RawRecord {
+                offset: first_offset + i as i64,
+                key: r.key.clone(),
+                payload: r.payload.clone(),
+                timestamp_ms: Some(1_700_000_000_500),
+                headers: r.all_headers("test.user-events"),
+            })
+            .collect()
+    }
+
+    fn start_consumer(
+        source: SourcePartition,
+        router: &Arc<Router>,
+        stats: &Arc<ConsumerStats>,
+    ) -> actix::Addr<PartitionConsumer> {
+        PartitionConsumer::new(
+            source,
+            Arc::clone(router),
+            Arc::clone(stats),
+            Dedupe::new(source, 600_000, Vec::new()),
+            DeadLetters::new(source, None),
+            policy(),
+        )
+        .start()
+    }
+
+    #[actix::test]
+    async fn a_failed_hop_goes_through_the_retry_topic_once() {
+        let arbiters = [Arbiter::current()];
+        let router = Arc::new(Router::start(1, 4, breaker_config(), &arbiters));
+        let stats = Arc::new(ConsumerStats::default());
+        let input = SourcePartition::new(InputTopic::UserEvents, 0);
+        let retry = SourcePartition::new(InputTopic::RetryEvents, 0);
+        let consumer = start_consumer(input, &router, &stats);
+        let retrier = start_consumer(retry, &router, &stats);
+        router
+            .outage("users", 0, Duration::from_millis(150))
+            .await
+            .expect("shard exists")
+            .expect("delivered");
+        let batch = vec![
+            record(0, r#"{"userId":"a","eventType":"purchase"}"#),
+            record(1, r#"{"userId":"b","eventType":"purchase"}"#),
+            record(2, r#"{"userId":"a","eventType":"view"}"#),
+        ];
+        let outcome = consumer
+            .send(ProcessBatch {
+                records: batch.clone(),
+            })
+            .await
+            .expect("delivered")
+            .expect("processed");
+        // Event counts applied; the users hop refused: 3 events to the retry topic.
+        assert_eq!((outcome.applied, outcome.retried), (0, 3));
+        let flushed = consumer.send(FlushPartition).await.expect("flushed");
+        assert_eq!(flushed.retries.len(), 3);
+        assert!(flushed
+            .retries
+            .iter()
+            .all(|r| r.metric == "users" && r.attempt == 2));
+        assert_eq!(
+            flushed
+                .retries
+                .iter()
+                .map(|r| r.origin.offset)
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        // The shard refused once: below the threshold, the breaker is closed.
+        assert_eq!(router.breakers()[1].state, 0);
+
+        // Once the outage is over, the retry partition applies them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let retried = as_retry_topic(0, &flushed.retries);
+        let outcome = retrier
+            .send(ProcessBatch {
+                records: retried.clone(),
+            })
+            .await
+            .expect("delivered")
+            .expect("processed");
+        assert_eq!((outcome.applied, outcome.retried), (3, 0));
+        // The same retry records again, as a broker showing an aborted
+        // transaction's copy next to the committed one: all dropped.
+        let again = retrier
+            .send(ProcessBatch {
+                records: as_retry_topic(3, &flushed.retries),
+            })
+            .await
+            .expect("delivered")
+            .expect("processed");
+        assert_eq!((again.applied, again.duplicates), (0, 3));
+        // A replay of the input batch (a crash before the commit): the
+        // users hop is handed over again, not applied here.
+        let replay = consumer
+            .send(ProcessBatch { records: batch })
+            .await
+            .expect("delivered")
+            .expect("processed");
+        assert_eq!((replay.replayed_updates, replay.retried), (3, 3));
+        let flushed_again = consumer.send(FlushPartition).await.expect("flushed");
+        // ... and that copy is dropped by the retry partition too.
+        let third = retrier
+            .send(ProcessBatch {
+                records: as_retry_topic(6, &flushed_again.retries),
+            })
+            .await
+            .expect("delivered")
+            .expect("processed");
+        assert_eq!((third.applied, third.duplicates), (0, 3));
+
+        let read_model = ReadModel::new();
+        for update in router.flush().await.expect("flushed") {
+            read_model.apply(update);
+        }
+        assert_eq!(read_model.unique_users(), 2);
+        let a = read_model.user("a").expect("user a");
+        assert_eq!((a.events, a.page_views), (2, 0));
+        let b = read_model.user("b").expect("user b");
+        assert_eq!((b.events, b.page_views), (1, 0));
+        assert_eq!(read_model.event_counts().get("purchase"), Some(&2));
+        assert_eq!(ConsumerStats::get(&stats.retries_scheduled), 6);
+        assert_eq!(ConsumerStats::get(&stats.retries_applied), 3);
+    }
+
+    #[actix::test]
+    async fn an_open_breaker_sends_at_once_and_the_last_attempt_dead_letters() {
+        let arbiters = [Arbiter::current()];
+        let router = Arc::new(Router::start(1, 4, breaker_config(), &arbiters));
+        let stats = Arc::new(ConsumerStats::default());
+        let input = SourcePartition::new(InputTopic::UserEvents, 1);
+        let retry = SourcePartition::new(InputTopic::RetryEvents, 1);
+        let consumer = start_consumer(input, &router, &stats);
+        let retrier = start_consumer(retry, &router, &stats);
+        router
+            .outage("event-counts", 0, Duration::from_secs(60))
+            .await
+            .expect("shard exists")
+            .expect("delivered");
+        for offset in 0..3 {
+            let outcome = consumer
+                .send(ProcessBatch {
+                    records: vec![record(offset, r#"{"userId":"c","eventType":"login"}"#)],
+                })
+                .await
+                .expect("delivered")
+                .expect("processed");
+            assert_eq!(outcome.retried, 1);
+        }
+        // Two refusals opened it; the third batch never reached the shard.
+        let view = router.breakers()[0];
+        assert_eq!(
+            (view.metric, view.state, view.times_opened),
+            ("event-counts", 1, 1)
+        );
+        let flushed = consumer.send(FlushPartition).await.expect("flushed");
+        assert!(flushed.retries.iter().all(|r| r.metric == "event-counts"));
+        assert!(flushed.retries[2]
+            .message
+            .contains("breaker of shard 0 of event-counts is open"));
+        // The last attempt (3 of 3) fails too: a dead letter carrying the
+        // original record, its source partition and offset.
+        let mut last = flushed.retries[2].clone();
+        last.attempt = 3;
+        let outcome = retrier
+            .send(ProcessBatch {
+                records: as_retry_topic(0, &[last]),
+            })
+            .await
+            .expect("delivered")
+            .expect("processed");
+        assert_eq!(outcome.retried, 0);
+        let dead = retrier.send(FlushPartition).await.expect("flushed");
+        assert!(dead.retries.is_empty());
+        assert_eq!(dead.dead_letters.len(), 1);
+        let letter = &dead.dead_letters[0];
+        assert_eq!(
+            (letter.source, letter.record.offset, letter.attempt),
+            (input, 2, 3)
+        );
+        assert_eq!(letter.class, ErrorClass::Transient);
+        assert_eq!(
+            letter.record.payload.as_deref(),
+            Some(br#"{"userId":"c","eventType":"login"}"#.as_slice())
+        );
+        assert_eq!(ConsumerStats::get(&stats.retries_exhausted), 1);
     }
 }

@@ -1,11 +1,13 @@
 //! Routing events to aggregator shards: per metric, by a stable hash of the
 //! metric's key, so one key always lands on one shard and keeps its order.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use actix::{Actor, ArbiterHandle, Recipient};
 
-use crate::aggregator_shard::{AggregatorShard, Apply, Flush, Forget, Restore};
+use crate::aggregator_shard::{AggregatorShard, Apply, Flush, Forget, Outage, Restore};
+use crate::breaker::{Breaker, BreakerConfig, TokioClock};
 use crate::event::Event;
 use crate::metrics::{EventCounts, Metric, Sessions, TopPages, Users};
 use crate::source::SourcePartition;
@@ -23,10 +25,83 @@ pub fn key_hash(key: &str) -> u64 {
     hash
 }
 
+/// The metrics, in routing order; a [`MetricSet`] bit is an index here.
+pub const METRICS: [&str; 4] = [
+    EventCounts::NAME,
+    Users::NAME,
+    TopPages::NAME,
+    Sessions::NAME,
+];
+
+/// Which metrics an event is still to be applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricSet(u8);
+
+impl MetricSet {
+    pub const ALL: MetricSet = MetricSet(0b1111);
+
+    /// Just the metric named `name`, if there is one.
+    pub fn only(name: &str) -> Option<Self> {
+        METRICS
+            .iter()
+            .position(|m| *m == name)
+            .map(|i| MetricSet(1 << i))
+    }
+
+    pub fn without(self, name: &str) -> Self {
+        match Self::only(name) {
+            Some(MetricSet(bit)) => MetricSet(self.0 & !bit),
+            None => self,
+        }
+    }
+
+    pub fn contains(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// An event on its way to the shards of some metrics.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub offset: i64,
+    pub event: Arc<Event>,
+    pub metrics: MetricSet,
+}
+
+/// One shard's part of a batch, with the breaker of the hop to it.
+pub struct Hop {
+    pub metric: &'static str,
+    pub shard: usize,
+    pub recipient: Recipient<Apply>,
+    pub apply: Apply,
+    pub breaker: Arc<Mutex<Breaker>>,
+}
+
+impl Hop {
+    pub fn breaker(&self) -> MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What `/metrics` shows of one hop's breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerView {
+    pub metric: &'static str,
+    pub shard: usize,
+    /// 0 closed, 1 open, 2 half open.
+    pub state: u8,
+    pub times_opened: u64,
+}
+
 struct Route {
     metric: &'static str,
     key: fn(&Event) -> Option<&str>,
     shards: Vec<Shard>,
+    breakers: Vec<Arc<Mutex<Breaker>>>,
 }
 
 /// One shard's mailboxes, by message.
@@ -36,6 +111,7 @@ struct Shard {
     flush: Recipient<Flush>,
     restore: Recipient<Restore>,
     forget: Recipient<Forget>,
+    outage: Recipient<Outage>,
 }
 
 impl Route {
@@ -47,6 +123,7 @@ impl Route {
 struct ShardSpawner<'a> {
     shards: usize,
     mailbox_capacity: usize,
+    breaker: BreakerConfig,
     arbiters: &'a [ArbiterHandle],
     /// Shards started so far, to spread them round-robin over the arbiters.
     placed: usize,
@@ -66,14 +143,25 @@ impl ShardSpawner<'_> {
                     apply: addr.clone().recipient(),
                     flush: addr.clone().recipient(),
                     restore: addr.clone().recipient(),
-                    forget: addr.recipient(),
+                    forget: addr.clone().recipient(),
+                    outage: addr.recipient(),
                 }
+            })
+            .collect();
+        let breakers = (0..self.shards)
+            .map(|index| {
+                Arc::new(Mutex::new(Breaker::new(
+                    format!("{}/{index}", M::NAME),
+                    self.breaker,
+                    TokioClock,
+                )))
             })
             .collect();
         Route {
             metric: M::NAME,
             key: M::shard_key,
             shards,
+            breakers,
         }
     }
 }
@@ -84,12 +172,19 @@ pub struct Router {
 }
 
 impl Router {
-    /// Starts `shards` shards of every metric, spread over `arbiters`.
-    pub fn start(shards: usize, mailbox_capacity: usize, arbiters: &[ArbiterHandle]) -> Self {
+    /// Starts `shards` shards of every metric, spread over `arbiters`, each
+    /// behind a breaker configured by `breaker`.
+    pub fn start(
+        shards: usize,
+        mailbox_capacity: usize,
+        breaker: BreakerConfig,
+        arbiters: &[ArbiterHandle],
+    ) -> Self {
         assert!(!arbiters.is_empty(), "shards need an arbiter to run on");
         let mut spawner = ShardSpawner {
             shards: shards.max(1),
             mailbox_capacity,
+            breaker,
             arbiters,
             placed: 0,
         };
@@ -103,31 +198,60 @@ impl Router {
     }
 
     /// Splits a batch of one source partition into one [`Apply`] per shard
-    /// that has events in it, each in offset order.
-    pub fn split(
-        &self,
-        source: SourcePartition,
-        events: &[(i64, Arc<Event>)],
-    ) -> Vec<(&'static str, Recipient<Apply>, Apply)> {
+    /// that has events in it, each in offset order; an event goes only to
+    /// the metrics in its set.
+    pub fn split(&self, source: SourcePartition, events: &[Routed]) -> Vec<Hop> {
         let mut out = Vec::new();
-        for route in &self.routes {
+        for (index, route) in self.routes.iter().enumerate() {
             let mut per_shard: Vec<Vec<(i64, Arc<Event>)>> = vec![Vec::new(); route.shards.len()];
-            for (offset, event) in events {
-                if let Some(key) = (route.key)(event) {
-                    per_shard[route.shard_of(key)].push((*offset, Arc::clone(event)));
+            for routed in events.iter().filter(|r| r.metrics.contains(index)) {
+                if let Some(key) = (route.key)(&routed.event) {
+                    per_shard[route.shard_of(key)].push((routed.offset, Arc::clone(&routed.event)));
                 }
             }
             for (shard, events) in per_shard.into_iter().enumerate() {
                 if !events.is_empty() {
-                    out.push((
-                        route.metric,
-                        route.shards[shard].apply.clone(),
-                        Apply { source, events },
-                    ));
+                    out.push(Hop {
+                        metric: route.metric,
+                        shard,
+                        recipient: route.shards[shard].apply.clone(),
+                        apply: Apply { source, events },
+                        breaker: Arc::clone(&route.breakers[shard]),
+                    });
                 }
             }
         }
         out
+    }
+
+    /// Every hop's breaker.
+    pub fn breakers(&self) -> Vec<BreakerView> {
+        let mut out = Vec::new();
+        for route in &self.routes {
+            for (shard, breaker) in route.breakers.iter().enumerate() {
+                let b = breaker.lock().unwrap_or_else(|p| p.into_inner());
+                out.push(BreakerView {
+                    metric: route.metric,
+                    shard,
+                    state: b.state().as_u8(),
+                    times_opened: b.times_opened(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Fault injection: shard `shard` of `metric` refuses every batch for
+    /// `duration`. `None` when there is no such shard.
+    pub async fn outage(
+        &self,
+        metric: &str,
+        shard: usize,
+        duration: Duration,
+    ) -> Option<Result<(), MailboxError>> {
+        let route = self.routes.iter().find(|r| r.metric == metric)?;
+        let target = route.shards.get(shard)?;
+        Some(target.outage.send(Outage(duration)).await)
     }
 }
 

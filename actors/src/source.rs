@@ -5,20 +5,34 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The two input topics, by role (their names carry the configured prefix).
+/// The topics consumed, by role (their names carry the configured prefix):
+/// the two input topics, and the retry topic, whose records are events of
+/// either input topic waiting for another try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputTopic {
     UserEvents,
     PageViews,
+    RetryEvents,
 }
 
 impl InputTopic {
+    pub const ALL: [InputTopic; 3] = [
+        InputTopic::UserEvents,
+        InputTopic::PageViews,
+        InputTopic::RetryEvents,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             InputTopic::UserEvents => "user-events",
             InputTopic::PageViews => "page-views",
+            InputTopic::RetryEvents => "retry-events",
         }
+    }
+
+    pub fn parse(role: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == role)
     }
 }
 

@@ -12,6 +12,12 @@ pub struct ConsumerStats {
     pub dead_letters: AtomicU64,
     /// Client retries dropped by eventId.
     pub duplicates_dropped: AtomicU64,
+    /// Event hops handed to the retry topic (one per event and metric).
+    pub retries_scheduled: AtomicU64,
+    /// Retried event hops applied.
+    pub retries_applied: AtomicU64,
+    /// Retried events whose attempts ran out: dead letters.
+    pub retries_exhausted: AtomicU64,
     /// Events the aggregators applied.
     pub events_applied: AtomicU64,
     /// Offset commits that succeeded.

@@ -17,6 +17,9 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     pub aggregator: AggregatorSettings,
     pub security: SecuritySettings,
+    pub retry: RetrySettings,
+    pub breaker: BreakerSettings,
+    pub chaos: ChaosSettings,
     pub shutdown: ShutdownSettings,
 }
 
@@ -172,6 +175,31 @@ pub struct AggregatorSettings {
     pub top_pages_limit: usize,
 }
 
+/// The retry topic: how often and how late an event whose hop failed for
+/// a while is tried again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+/// The circuit breaker of each downstream hop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    pub failure_threshold: u32,
+    pub open_ms: u64,
+}
+
+/// Fault injection, for testing the failure paths on a running service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosSettings {
+    pub enabled: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
@@ -226,6 +254,25 @@ impl Settings {
         }
         at_least("http.max_body_bytes", http.max_body_bytes as i64, 1024)?;
         at_least("http.max_batch_size", http.max_batch_size as i64, 1)?;
+
+        let r = &self.retry;
+        at_least("retry.max_attempts", r.max_attempts.into(), 1)?;
+        at_least("retry.backoff_base_ms", r.backoff_base_ms as i64, 1)?;
+        if r.backoff_max_ms < r.backoff_base_ms {
+            return Err(invalid(
+                "retry.backoff_max_ms",
+                format!(
+                    "must be at least retry.backoff_base_ms ({} < {})",
+                    r.backoff_max_ms, r.backoff_base_ms
+                ),
+            ));
+        }
+        at_least(
+            "breaker.failure_threshold",
+            self.breaker.failure_threshold.into(),
+            1,
+        )?;
+        at_least("breaker.open_ms", self.breaker.open_ms as i64, 1)?;
 
         let k = &self.kafka;
         if k.group_id.trim().is_empty() {

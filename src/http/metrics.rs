@@ -48,6 +48,21 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             get(&s.duplicates_dropped),
         ),
         (
+            "arus_retries_scheduled_total",
+            "Event hops (one per event and metric) sent to the retry topic.",
+            get(&s.retries_scheduled),
+        ),
+        (
+            "arus_retries_applied_total",
+            "Retried event hops applied.",
+            get(&s.retries_applied),
+        ),
+        (
+            "arus_retries_exhausted_total",
+            "Retried events whose attempts ran out (sent to the dead-letter topic).",
+            get(&s.retries_exhausted),
+        ),
+        (
             "arus_events_applied_total",
             "Events the aggregators applied.",
             get(&s.events_applied),
@@ -104,6 +119,29 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         "1 when the instance is ready for traffic.",
         u8::from(state.health.ready()),
     );
+    let breakers = state.router.breakers();
+    let _ = writeln!(
+        out,
+        "# HELP arus_breaker_state Circuit breaker of each hop: 0 closed, 1 open, 2 half open.\n# TYPE arus_breaker_state gauge"
+    );
+    for b in &breakers {
+        let _ = writeln!(
+            out,
+            "arus_breaker_state{{metric=\"{}\",shard=\"{}\"}} {}",
+            b.metric, b.shard, b.state
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP arus_breaker_opened_total Times each hop's circuit breaker opened.\n# TYPE arus_breaker_opened_total counter"
+    );
+    for b in &breakers {
+        let _ = writeln!(
+            out,
+            "arus_breaker_opened_total{{metric=\"{}\",shard=\"{}\"}} {}",
+            b.metric, b.shard, b.times_opened
+        );
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

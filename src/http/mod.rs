@@ -1,6 +1,7 @@
 //! The HTTP API: ingest, query and health routes, and what they share.
 
 mod auth;
+mod chaos;
 mod dead_letters;
 mod health;
 mod ingest;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use actix_web::web::{self, Bytes, ServiceConfig};
 use actix_web::{HttpResponse, ResponseError};
-use arus_actors::{ConsumerStats, ReadModel};
+use arus_actors::{ConsumerStats, ReadModel, Router};
 use futures::StreamExt;
 
 use crate::error::ApiError;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub stats: Arc<ConsumerStats>,
     pub health: Arc<Health>,
     pub assignment: Assignment,
+    pub router: Arc<Router>,
     /// Events this instance's ingest endpoints wrote (acknowledged by Kafka).
     pub ingested: std::sync::atomic::AtomicU64,
 }
@@ -65,6 +67,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .route("/analytics/users/{user_id}", web::get().to(query::user)),
     )
     .route("/v1/dead-letters", web::get().to(dead_letters::list))
+    .route(
+        "/v1/chaos/shard-outage",
+        web::post().to(chaos::shard_outage),
+    )
     .route("/metrics", web::get().to(metrics::scrape))
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arus_actors::changelog;
 use arus_actors::dead_letter::DeadLetter;
+use arus_actors::retry::RetryRecord;
 use arus_actors::state::StateUpdate;
 use arus_config::Settings;
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -52,7 +53,30 @@ pub struct Committer {
     producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
     dead_letter_topic: String,
+    retry_topic: String,
     timeout: Duration,
+}
+
+/// Everything one transaction writes besides the offsets.
+#[derive(Default)]
+pub struct Outputs {
+    /// Changed state entries, to the changelog.
+    pub updates: Vec<StateUpdate>,
+    /// Deleted entries (changelog partition, key): tombstones.
+    pub deletes: Vec<(i32, String)>,
+    /// Dead letters, with the full name of their source topic.
+    pub dead_letters: Vec<(String, DeadLetter)>,
+    /// Retry records, with the full name of their origin's input topic.
+    pub retries: Vec<(String, RetryRecord)>,
+}
+
+impl Outputs {
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty()
+            && self.deletes.is_empty()
+            && self.dead_letters.is_empty()
+            && self.retries.is_empty()
+    }
 }
 
 impl Committer {
@@ -68,19 +92,17 @@ impl Committer {
             producer,
             topic: k.topic_name(&k.topics.analytics_events),
             dead_letter_topic: k.topic_name(&k.topics.error_events),
+            retry_topic: k.topic_name(&k.topics.retry_events),
             timeout,
         })
     }
 
     /// One transaction: every update to its changelog partition, a
-    /// tombstone for every deleted entry, every dead letter (with the name of
-    /// its source topic), and the consumer offsets. Either all of it commits
-    /// or none of it does.
+    /// tombstone for every deleted entry, every dead letter and retry record,
+    /// and the consumer offsets. Either all of it commits or none of it does.
     pub fn commit(
         &self,
-        updates: &[StateUpdate],
-        deletes: &[(i32, String)],
-        dead_letters: &[(String, DeadLetter)],
+        outputs: &Outputs,
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), CommitError> {
@@ -92,19 +114,20 @@ impl Committer {
             }
         })?;
         let started = std::time::Instant::now();
-        let written = self.write(updates, deletes, dead_letters, offsets, group);
+        let written = self.write(outputs, offsets, group);
         if started.elapsed() > Duration::from_secs(2) {
             // The poll loop waits for this: a slow transaction is a stalled partition set.
             warn!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
-                updates = updates.len(),
+                updates = outputs.updates.len(),
                 "slow transaction"
             );
         }
         match written {
             Ok(()) => {
                 debug!(
-                    updates = updates.len(),
+                    updates = outputs.updates.len(),
+                    retries = outputs.retries.len(),
                     partitions = offsets.count(),
                     "transaction committed"
                 );
@@ -142,13 +165,11 @@ impl Committer {
 
     fn write(
         &self,
-        updates: &[StateUpdate],
-        deletes: &[(i32, String)],
-        dead_letters: &[(String, DeadLetter)],
+        outputs: &Outputs,
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), KafkaError> {
-        for update in updates {
+        for update in &outputs.updates {
             let record = changelog::encode(update).map_err(|error| {
                 warn!(%error, "cannot encode state entry");
                 KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)
@@ -160,7 +181,7 @@ impl Committer {
                     .payload(record.value.as_slice()),
             )?;
         }
-        for (partition, key) in deletes {
+        for (partition, key) in &outputs.deletes {
             // No value: a tombstone, which compaction removes with the key.
             self.send(
                 BaseRecord::<str, [u8]>::to(&self.topic)
@@ -168,7 +189,7 @@ impl Committer {
                     .key(key.as_str()),
             )?;
         }
-        for (topic, letter) in dead_letters {
+        for (topic, letter) in &outputs.dead_letters {
             // The record as it was (key, value, headers), and why it is here.
             let mut headers = OwnedHeaders::new();
             for (key, value) in &letter.record.headers {
@@ -189,6 +210,28 @@ impl Committer {
                 record = record.key(key.as_slice());
             }
             if let Some(value) = &letter.record.payload {
+                record = record.payload(value.as_slice());
+            }
+            self.send(record)?;
+        }
+        for (topic, retry) in &outputs.retries {
+            // To the retry partition numbered as the origin partition, so
+            // every copy of one retry lands where one seen-set sees it.
+            let all = retry.all_headers(topic);
+            let mut headers = OwnedHeaders::new_with_capacity(all.len());
+            for (key, value) in &all {
+                headers = headers.insert(Header {
+                    key: key.as_str(),
+                    value: value.as_deref(),
+                });
+            }
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.retry_topic)
+                .partition(retry.origin.source.partition)
+                .headers(headers);
+            if let Some(key) = &retry.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(value) = &retry.payload {
                 record = record.payload(value.as_slice());
             }
             self.send(record)?;

@@ -166,6 +166,7 @@ impl PollLoop {
         let k = &settings.kafka;
         let user_topic = k.topic_name(&k.topics.user_events);
         let page_topic = k.topic_name(&k.topics.page_views);
+        let retry_topic = k.topic_name(&k.topics.retry_events);
         let committer = Committer::new(&settings, &brokers)?;
         let consumer_config = client_config::consumer(&settings, &brokers);
         let (max_batch, poll_timeout, commit_interval) = (
@@ -178,6 +179,7 @@ impl PollLoop {
             topics: [
                 (user_topic.clone(), InputTopic::UserEvents),
                 (page_topic.clone(), InputTopic::PageViews),
+                (retry_topic.clone(), InputTopic::RetryEvents),
             ],
             settings,
             brokers,
@@ -196,7 +198,7 @@ impl PollLoop {
             consumer_config.create_with_context(DriverContext {
                 partitions: Arc::clone(&partitions),
             })?;
-        consumer.subscribe(&[&user_topic, &page_topic])?;
+        consumer.subscribe(&[&user_topic, &page_topic, &retry_topic])?;
         Ok(Self {
             consumer,
             partitions,
@@ -227,7 +229,8 @@ impl PollLoop {
     fn cycle_until_stopped(&self) -> anyhow::Result<()> {
         let mut last_commit = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
-            let batches = self.poll_batches();
+            let mut batches = self.poll_batches();
+            self.release_due(&mut batches);
             if let Some(reason) = self.partitions.failure() {
                 anyhow::bail!(reason);
             }
@@ -310,6 +313,14 @@ impl PollLoop {
                     })
                     .unwrap_or_default(),
             };
+            let record = if topic == InputTopic::RetryEvents {
+                match self.hold_if_early(source, record) {
+                    Some(due) => due,
+                    None => continue,
+                }
+            } else {
+                record
+            };
             let entry = batches.entry(source).or_insert_with(|| (epoch, Vec::new()));
             if entry.0 != epoch {
                 // Reassigned mid-poll: the earlier records will be fetched again.
@@ -319,6 +330,70 @@ impl PollLoop {
             taken += 1;
         }
         batches
+    }
+
+    /// The retry scheduler's first half: a retry record not yet due, or any
+    /// record behind one, is held back and its partition paused; `None`
+    /// then. Holding in memory, not seeking: the partition's fetch position
+    /// is already past these records, and what is held is never committed
+    /// (the offsets committed are those of processed records), so a
+    /// rebalance or rollback simply fetches them again.
+    fn hold_if_early(&self, source: SourcePartition, record: RawRecord) -> Option<RawRecord> {
+        let mut slots = self.partitions.slots();
+        let slot = slots.get_mut(&source)?;
+        let early = arus_actors::retry::not_before_ms(&record)
+            .is_some_and(|at| at > chrono::Utc::now().timestamp_millis());
+        if slot.held.is_empty() && !early {
+            return Some(record);
+        }
+        if slot.held.is_empty() {
+            let tpl = self.tpl_of(source);
+            if let Err(error) = self.consumer.pause(&tpl) {
+                warn!(%source, %error, "cannot pause a retry partition");
+            }
+        }
+        slot.held.push_back(record);
+        None
+    }
+
+    /// The retry scheduler's second half: the held records now due join
+    /// this cycle's batches, in order; a partition with none left held
+    /// resumes.
+    fn release_due(&self, batches: &mut Batches) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut slots = self.partitions.slots();
+        for (source, slot) in slots.iter_mut() {
+            if slot.held.is_empty() || slot.actor.is_none() {
+                continue;
+            }
+            let mut due = Vec::new();
+            while let Some(record) = slot.held.front() {
+                if arus_actors::retry::not_before_ms(record).is_some_and(|at| at > now) {
+                    break;
+                }
+                due.extend(slot.held.pop_front());
+            }
+            if due.is_empty() {
+                continue;
+            }
+            let entry = batches
+                .entry(*source)
+                .or_insert_with(|| (slot.epoch, Vec::new()));
+            if entry.0 == slot.epoch {
+                entry.1.extend(due);
+            }
+            if slot.held.is_empty() {
+                if let Err(error) = self.consumer.resume(&self.tpl_of(*source)) {
+                    warn!(%source, %error, "cannot resume a retry partition");
+                }
+            }
+        }
+    }
+
+    fn tpl_of(&self, source: SourcePartition) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(self.partitions.topic_name(source.topic), source.partition);
+        tpl
     }
 
     /// Hands every partition's batch to its actor and waits for all of them.

@@ -14,16 +14,16 @@
 //! assignment callback itself does not hold: librdkafka applies an
 //! incremental assignment after the callback and clears the pause.)
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::{Actor, Addr, ArbiterHandle};
 use arus_actors::changelog;
-use arus_actors::dead_letter::{DeadLetter, DeadLetters};
+use arus_actors::dead_letter::DeadLetters;
 use arus_actors::dedupe::Dedupe;
-use arus_actors::source::{InputTopic, SourcePartition};
+use arus_actors::source::{InputTopic, RawRecord, SourcePartition};
 use arus_actors::state::{SeenEntry, StateUpdate};
 use arus_actors::{ConsumerStats, FlushPartition, PartitionConsumer, Router};
 use arus_config::Settings;
@@ -34,7 +34,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{error, info, warn};
 
 use super::changelog_reader;
-use super::committer::{CommitError, Committer};
+use super::committer::{CommitError, Committer, Outputs};
 use crate::health::Health;
 
 /// A partition's restored eventId buckets: first offset and ids.
@@ -51,13 +51,17 @@ pub(super) struct Slot {
     /// While restoring: the first record delivered and not processed, where
     /// the partition is to resume.
     pub resume_at: Option<i64>,
+    /// A retry partition's records delivered but not yet due, in offset
+    /// order; the partition is paused while there are any (the retry
+    /// scheduler, see the consumer driver).
+    pub held: VecDeque<RawRecord>,
 }
 
 /// What the poll loop and the rebalance callbacks share.
 pub(super) struct Partitions {
     pub settings: Settings,
     pub brokers: String,
-    pub topics: [(String, InputTopic); 2],
+    pub topics: [(String, InputTopic); 3],
     pub slots: Mutex<HashMap<SourcePartition, Slot>>,
     pub epochs: AtomicU64,
     pub router: Arc<Router>,
@@ -163,9 +167,10 @@ impl Partitions {
     /// aborted transaction rolls every assigned partition back to its last
     /// commit.
     pub fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
-        let mut updates = block_on(self.router.flush())?;
-        let mut deletes = Vec::new();
-        let mut dead_letters: Vec<(String, DeadLetter)> = Vec::new();
+        let mut out = Outputs {
+            updates: block_on(self.router.flush())?,
+            ..Outputs::default()
+        };
         let actors: Vec<_> = self
             .slots()
             .values()
@@ -173,26 +178,33 @@ impl Partitions {
             .collect();
         for flushed in block_on(join_all(actors.iter().map(|a| a.send(FlushPartition)))) {
             let flushed = flushed?;
-            updates.extend(flushed.seen.puts);
-            deletes.extend(flushed.seen.deletes.iter().map(changelog::tombstone));
-            updates.extend(flushed.mark);
-            dead_letters.extend(
+            out.updates.extend(flushed.seen.puts);
+            out.deletes
+                .extend(flushed.seen.deletes.iter().map(changelog::tombstone));
+            out.updates.extend(flushed.mark);
+            out.dead_letters.extend(
                 flushed
                     .dead_letters
                     .into_iter()
                     .map(|d| (self.topic_name(d.source.topic).to_string(), d)),
             );
+            out.retries.extend(
+                flushed
+                    .retries
+                    .into_iter()
+                    .map(|r| (self.topic_name(r.origin.source.topic).to_string(), r)),
+            );
         }
         let offsets = self.pending();
-        if updates.is_empty() && deletes.is_empty() && offsets.count() == 0 {
+        if out.is_empty() && offsets.count() == 0 {
             return Ok(());
         }
-        let dead_lettered = dead_letters.len() as u64;
+        let dead_lettered = out.dead_letters.len() as u64;
         let group = consumer
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("the consumer has no group metadata"))?;
         let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
-        match committer.commit(&updates, &deletes, &dead_letters, &offsets, &group) {
+        match committer.commit(&out, &offsets, &group) {
             Ok(()) => {
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -290,6 +302,7 @@ impl Partitions {
                         next_offset: None,
                         committed: None,
                         resume_at: None,
+                        held: VecDeque::new(),
                     },
                 );
                 started.push((source, epoch));
@@ -386,8 +399,9 @@ impl Partitions {
                 let stats = Arc::clone(&self.stats);
                 let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
                 let dead = DeadLetters::new(source, marks.remove(&source));
+                let policy = (&self.settings.retry).into();
                 let actor = PartitionConsumer::start_in_arbiter(&self.arbiter, move |_| {
-                    PartitionConsumer::new(source, router, stats, dedupe, dead)
+                    PartitionConsumer::new(source, router, stats, dedupe, dead, policy)
                 });
                 if let Some(slot) = slots.get_mut(&source) {
                     slot.actor = Some(actor);

@@ -243,6 +243,44 @@ impl TestApp {
         }
     }
 
+    /// Every committed record of `topic`, from the beginning to the end of
+    /// each of its `partitions` (control records of transactions skipped).
+    pub fn read_all(&self, topic: &str, partitions: i32) -> Vec<rdkafka::message::OwnedMessage> {
+        use rdkafka::message::Message as _;
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("{}reader", self.prefix))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+        reader.assign(&tpl).expect("assign");
+        let mut at_end = std::collections::HashSet::new();
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while at_end.len() < partitions as usize {
+            assert!(Instant::now() < deadline, "reading {topic} took too long");
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    at_end.remove(&m.partition());
+                    records.push(m.detach());
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+        records
+    }
+
     /// The end offset of every partition of `topic`.
     pub fn end_offsets(&self, topic: &str, partitions: i32) -> Vec<i64> {
         let consumer: BaseConsumer = ClientConfig::new()

@@ -110,7 +110,8 @@ pub async fn session_counts_exactly(app: &TestApp) {
         stats["consumer"]["assignedPartitions"]
             .as_array()
             .map(Vec::len),
-        Some(6)
+        // 3 partitions each of user-events, page-views and retry-events.
+        Some(9)
     );
 
     // Nothing more arrives later: the counts stay exact.

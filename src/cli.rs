@@ -32,6 +32,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             telemetry::init();
+            telemetry::exit_on_panic();
             let settings = Loader::new()
                 .file(config.as_deref())
                 .env(std::env::vars())

@@ -55,3 +55,41 @@ async fn kill_9_mid_stream_then_restart_counts_exactly() {
     assert!(b.terminate().success());
     assert!(a.terminate().success());
 }
+
+/// A panic anywhere ends the process with status 70 (actix would leave the
+/// panicked actor's arbiter dead and the process looking alive); the restart
+/// counts exactly.
+#[actix_web::test]
+async fn a_panic_ends_the_process_with_a_non_zero_status_and_the_restart_counts_exactly() {
+    const ADMIN: &str = "admin-token-0123456789";
+    let brokers = test_brokers();
+    let prefix = random_prefix();
+    let id = format!("{prefix}p");
+    let extra = [
+        ("ARUS__CHAOS__ENABLED", "true"),
+        ("ARUS__SECURITY__ADMIN_TOKEN", ADMIN),
+    ];
+    let mut first = Process::start(&brokers, &prefix, &id, &extra);
+    let http = TestApp::remote(first.address.clone(), &brokers, &prefix).await;
+    send(&http, 0, 2_000, 500).await;
+    let (status, body) = http
+        .post_with(
+            "/v1/chaos/panic",
+            &json!({"metric": "users", "shard": 1}),
+            ("x-admin-token", ADMIN),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let exit = first
+        .wait_exit(std::time::Duration::from_secs(30))
+        .expect("the process ends after a panic");
+    assert_eq!(exit.code(), Some(70), "{exit:?}");
+    let log = std::fs::read_to_string(&first.log).expect("log");
+    assert!(log.contains("injected panic in shard 1 of users"), "{log}");
+    drop(first);
+
+    let second = Process::start(&brokers, &prefix, &id, &extra);
+    let http = TestApp::remote(second.address.clone(), &brokers, &prefix).await;
+    send(&http, 2_000, 4_000, 500).await;
+    assert_counted_exactly(&http, 4_000).await;
+}

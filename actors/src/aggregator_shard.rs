@@ -45,6 +45,11 @@ pub struct ShardRefused {
 #[rtype(result = "()")]
 pub struct Outage(pub Duration);
 
+/// Fault injection: the shard panics (which ends the process).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
 /// Hands over the entries changed since the last flush.
 #[derive(Message)]
 #[rtype(result = "Vec<StateUpdate>")]
@@ -114,6 +119,15 @@ impl<M: Metric> Handler<Apply> for AggregatorShard<M> {
             }
         }
         MessageResult(Ok(outcome))
+    }
+}
+
+impl<M: Metric> Handler<Crash> for AggregatorShard<M> {
+    type Result = ();
+
+    #[allow(clippy::panic)]
+    fn handle(&mut self, _msg: Crash, _ctx: &mut Self::Context) {
+        panic!("injected panic in shard {} of {}", self.index, M::NAME);
     }
 }
 

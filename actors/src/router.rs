@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix::{Actor, ArbiterHandle, Recipient};
 
-use crate::aggregator_shard::{AggregatorShard, Apply, Flush, Forget, Outage, Restore};
+use crate::aggregator_shard::{AggregatorShard, Apply, Crash, Flush, Forget, Outage, Restore};
 use crate::breaker::{Breaker, BreakerConfig, TokioClock};
 use crate::event::Event;
 use crate::metrics::{EventCounts, Metric, Sessions, TopPages, Users};
@@ -112,6 +112,7 @@ struct Shard {
     restore: Recipient<Restore>,
     forget: Recipient<Forget>,
     outage: Recipient<Outage>,
+    crash: Recipient<Crash>,
 }
 
 impl Route {
@@ -144,7 +145,8 @@ impl ShardSpawner<'_> {
                     flush: addr.clone().recipient(),
                     restore: addr.clone().recipient(),
                     forget: addr.clone().recipient(),
-                    outage: addr.recipient(),
+                    outage: addr.clone().recipient(),
+                    crash: addr.recipient(),
                 }
             })
             .collect();
@@ -239,6 +241,23 @@ impl Router {
             }
         }
         out
+    }
+
+    /// Fault injection: shard `shard` of `metric` panics. `false` when there
+    /// is no such shard.
+    pub fn crash(&self, metric: &str, shard: usize) -> bool {
+        let target = self
+            .routes
+            .iter()
+            .find(|r| r.metric == metric)
+            .and_then(|r| r.shards.get(shard));
+        match target {
+            Some(target) => {
+                target.crash.do_send(Crash);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Fault injection: shard `shard` of `metric` refuses every batch for

@@ -1,11 +1,18 @@
-//! `POST /v1/chaos/shard-outage`: fault injection for testing the failure
-//! paths on a running service (admin token, and `chaos.enabled`).
+//! Fault injection, for testing the failure paths on a running service
+//! (admin token, and `chaos.enabled = true`):
+//!
+//! - `POST /v1/chaos/shard-outage {"metric","shard","durationMs"}`: the shard
+//!   refuses every batch for a while; its hop fails, its breaker opens, and
+//!   its events go through the retry topic.
+//! - `POST /v1/chaos/panic {"metric","shard"}`: the shard panics, which ends
+//!   the process with a non-zero status.
 
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::event::ValidationError;
 use arus_actors::METRICS;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,33 +27,55 @@ pub struct ShardOutage {
     duration_ms: u64,
 }
 
-/// The shard refuses every batch for the duration: its hop fails, its
-/// breaker opens, and its events go through the retry topic.
-pub async fn shard_outage(
-    state: web::Data<AppState>,
-    req: HttpRequest,
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ShardPanic {
+    metric: String,
+    shard: usize,
+}
+
+/// Checks the token and the switch, and reads the body.
+async fn chaos_request<T: DeserializeOwned>(
+    state: &AppState,
+    req: &HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    auth::admin(&req, &state.settings.security.admin_token)?;
-    let body = read_body(payload, 4096).await?;
-    let body: ShardOutage =
-        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+) -> Result<T, ApiError> {
+    auth::admin(req, &state.settings.security.admin_token)?;
     if !state.settings.chaos.enabled {
         return Err(ApiError::NotFound(
             "fault injection is disabled (chaos.enabled = false)".into(),
         ));
     }
-    if !METRICS.contains(&body.metric.as_str()) {
+    let body = read_body(payload, 4096).await?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
+
+fn check_shard(state: &AppState, metric: &str, shard: usize) -> Result<(), ApiError> {
+    if !METRICS.contains(&metric) {
         return Err(ValidationError::new(
             "metric",
-            format!(
-                "must be one of {} (got {:?})",
-                METRICS.join(", "),
-                body.metric
-            ),
+            format!("must be one of {} (got {metric:?})", METRICS.join(", ")),
         )
         .into());
     }
+    let shards = state.settings.aggregator.shards.max(1);
+    if shard >= shards {
+        return Err(ValidationError::new(
+            "shard",
+            format!("no shard {shard} (there are {shards})"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+pub async fn shard_outage(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: ShardOutage = chaos_request(&state, &req, payload).await?;
+    check_shard(&state, &body.metric, body.shard)?;
     if body.duration_ms == 0 || body.duration_ms > 600_000 {
         return Err(ValidationError::new(
             "durationMs",
@@ -60,19 +89,24 @@ pub async fn shard_outage(
         .outage(&body.metric, body.shard, duration)
         .await
     {
-        None => Err(ValidationError::new(
-            "shard",
-            format!(
-                "no shard {} (there are {})",
-                body.shard, state.settings.aggregator.shards
-            ),
-        )
-        .into()),
-        Some(Err(e)) => Err(ApiError::Internal(format!("shard is gone: {e}"))),
         Some(Ok(())) => Ok(HttpResponse::Accepted().json(json!({
             "metric": body.metric,
             "shard": body.shard,
             "durationMs": body.duration_ms,
         }))),
+        Some(Err(e)) => Err(ApiError::Internal(format!("shard is gone: {e}"))),
+        None => Err(ApiError::Internal("shard not found".into())),
     }
+}
+
+pub async fn panic(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: ShardPanic = chaos_request(&state, &req, payload).await?;
+    check_shard(&state, &body.metric, body.shard)?;
+    tracing::warn!(metric = %body.metric, shard = body.shard, "injecting a panic");
+    state.router.crash(&body.metric, body.shard);
+    Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
 }

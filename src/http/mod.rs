@@ -71,6 +71,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         "/v1/chaos/shard-outage",
         web::post().to(chaos::shard_outage),
     )
+    .route("/v1/chaos/panic", web::post().to(chaos::panic))
     .route("/metrics", web::get().to(metrics::scrape))
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))

@@ -24,6 +24,11 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("event not written: {0}")]
     Unavailable(#[from] ProduceError),
     #[error("{0}")]
@@ -40,6 +45,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(ProduceError::TooLarge) => "event_too_large",
             ApiError::Unavailable(_) => "kafka_unavailable",
             ApiError::Internal(_) => "internal",
@@ -59,6 +65,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,6 +76,12 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             // Kafka could not take the event now; a retry shortly may succeed.
             response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         if self.status_code() == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

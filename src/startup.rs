@@ -138,6 +138,11 @@ impl Application {
             health: Arc::clone(&health),
             assignment: driver.assignment(),
             router: Arc::clone(&router),
+            rate_limiter: crate::http::rate_limit::RateLimiter::new(
+                settings.security.rate_limit_events_per_second,
+                settings.security.rate_limit_burst,
+                settings.http.max_batch_size,
+            ),
             ingested: std::sync::atomic::AtomicU64::new(0),
         });
         let listener = TcpListener::bind(&settings.http.bind)

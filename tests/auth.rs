@@ -90,3 +90,56 @@ async fn admin_routes_are_disabled_without_a_token() {
     assert_eq!(status, 201);
     app.stop().await;
 }
+
+/// Per-key rate limit: a key over its events per second gets 429 with
+/// `Retry-After` and nothing is written; another key is not held back.
+#[actix_web::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after_and_nothing_written() {
+    const OTHER: &str = "other-key-0123456789";
+    let keys = format!("{KEY},{OTHER}");
+    let app = spawn_app(&[
+        ("ARUS__SECURITY__INGEST_API_KEYS", keys.as_str()),
+        ("ARUS__SECURITY__RATE_LIMIT_EVENTS_PER_SECOND", "100"),
+        ("ARUS__SECURITY__RATE_LIMIT_BURST", "1000"),
+    ])
+    .await;
+    let batch = |n: usize| {
+        json!((0..n)
+            .map(|i| json!({"userId": format!("u{i}"), "eventType": "view"}))
+            .collect::<Vec<_>>())
+    };
+    let (status, body) = app
+        .post_with("/events/batch-events", &batch(1000), ("x-api-key", KEY))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // The bucket is empty: 500 more need about 5 s.
+    let resp = app
+        .client
+        .post(app.url("/events/batch-events"))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("x-api-key", KEY))
+        .send_body(batch(500).to_string())
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry_after: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!((4..=5).contains(&retry_after), "Retry-After {retry_after}");
+    let mut resp = resp;
+    let body: Value = serde_json::from_slice(&resp.body().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"]["code"], json!("rate_limited"), "{body}");
+
+    // Another key has its own bucket.
+    let (status, body) = app
+        .post_with("/events/batch-events", &batch(1000), ("x-api-key", OTHER))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Written: the two accepted batches, nothing of the refused requests.
+    assert_eq!(app.read_all(&app.topic("user-events"), 3).len(), 2000);
+    app.stop().await;
+}

@@ -53,6 +53,8 @@ impl std::fmt::Debug for Secret {
 pub struct SecuritySettings {
     pub ingest_api_keys: Vec<Secret>,
     pub admin_token: Secret,
+    pub rate_limit_events_per_second: u64,
+    pub rate_limit_burst: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -421,6 +423,18 @@ impl Settings {
             return Err(invalid(
                 "security.admin_token",
                 "must be at least 16 characters long (or empty to disable admin endpoints)",
+            ));
+        }
+        if sec.rate_limit_events_per_second > 0
+            && sec.rate_limit_burst > 0
+            && sec.rate_limit_burst < self.http.max_batch_size as u64
+        {
+            return Err(invalid(
+                "security.rate_limit_burst",
+                format!(
+                    "must be at least http.max_batch_size ({} < {}), or a full batch could never pass",
+                    sec.rate_limit_burst, self.http.max_batch_size
+                ),
             ));
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use arus_config::Secret;
+use arus_config::{Secret, SecuritySettings};
 
 use crate::error::ApiError;
 
@@ -52,6 +52,21 @@ pub fn ingest(req: &HttpRequest, keys: &[Secret]) -> Result<(), ApiError> {
         return Ok(());
     }
     check(req, "x-api-key", keys, "ingestion")
+}
+
+/// Who a request is, for the rate limit: its API key (as a hash: the
+/// key itself is kept nowhere new) when keys are configured, else the
+/// address it connected from (not a forwarded-for header, which anyone can set).
+pub fn client(req: &HttpRequest, security: &SecuritySettings) -> String {
+    if !security.ingest_api_keys.is_empty() {
+        if let Some(key) = presented(req, "x-api-key") {
+            return format!("key:{:016x}", arus_actors::key_hash(key));
+        }
+    }
+    match req.peer_addr() {
+        Some(addr) => format!("addr:{}", addr.ip()),
+        None => "addr:unknown".into(),
+    }
 }
 
 /// Admin endpoints: closed when no token is configured.

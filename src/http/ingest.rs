@@ -62,6 +62,14 @@ async fn write_one(
     Ok(HttpResponse::Created().json(body))
 }
 
+/// The rate limit, once a request is known good: `cost` events.
+fn limit(state: &AppState, req: &HttpRequest, cost: usize) -> Result<(), ApiError> {
+    match &state.rate_limiter {
+        Some(limiter) => limiter.check(&auth::client(req, &state.settings.security), cost),
+        None => Ok(()),
+    }
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn user_event(
     state: web::Data<AppState>,
@@ -71,6 +79,7 @@ pub async fn user_event(
     auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
     let value = json_body(&state, payload).await?;
     let mut event = UserEvent::from_json(&value, Defaults { now: Utc::now() })?;
+    limit(&state, &req, 1)?;
     let event_id = *event.event_id.get_or_insert_with(Uuid::new_v4);
     let payload = encode(&event)?;
     write_one(
@@ -93,6 +102,7 @@ pub async fn page_view(
     auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
     let value = json_body(&state, payload).await?;
     let mut view = PageView::from_json(&value, Defaults { now: Utc::now() })?;
+    limit(&state, &req, 1)?;
     let event_id = *view.event_id.get_or_insert_with(Uuid::new_v4);
     let payload = encode(&view)?;
     write_one(
@@ -152,6 +162,7 @@ pub async fn batch_events(
             Ok::<_, ValidationError>(e)
         })
         .collect::<Result<_, _>>()?;
+    limit(&state, &req, events.len())?;
     let payloads = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
     let correlation = correlation_id(&req);
     let results = join_all(events.iter().zip(&payloads).map(|(event, payload)| {

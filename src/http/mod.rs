@@ -7,6 +7,7 @@ mod health;
 mod ingest;
 mod metrics;
 mod query;
+pub mod rate_limit;
 
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub assignment: Assignment,
     pub router: Arc<Router>,
+    /// `None` when off.
+    pub rate_limiter: Option<rate_limit::RateLimiter>,
     /// Events this instance's ingest endpoints wrote (acknowledged by Kafka).
     pub ingested: std::sync::atomic::AtomicU64,
 }

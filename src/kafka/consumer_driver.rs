@@ -192,6 +192,7 @@ impl PollLoop {
             committer: Mutex::new(committer),
             fenced: AtomicBool::new(false),
             fatal: Mutex::new(None),
+            aborts: Mutex::new((String::new(), 0)),
             restored: Mutex::new(restored_tx),
         });
         let consumer: BaseConsumer<DriverContext> =

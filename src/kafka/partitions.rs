@@ -37,6 +37,10 @@ use super::changelog_reader;
 use super::committer::{CommitError, Committer, Outputs};
 use crate::health::Health;
 
+/// Transactions in a row that may abort with the same error before the
+/// consumer gives up.
+pub const MAX_ABORTS_IN_A_ROW: u32 = 5;
+
 /// A partition's restored eventId buckets: first offset and ids.
 type SeenBuckets = Vec<(i64, Vec<(String, SeenEntry)>)>;
 
@@ -74,6 +78,8 @@ pub(super) struct Partitions {
     pub fenced: AtomicBool,
     /// Set when a callback hits an error the process cannot go on after.
     pub fatal: Mutex<Option<String>>,
+    /// The last abort's error and how many transactions in a row ended on it.
+    pub aborts: Mutex<(String, u32)>,
     /// Where restore threads report; the poll loop holds the receiver.
     pub restored: Mutex<mpsc::Sender<RestoreDone>>,
 }
@@ -206,6 +212,7 @@ impl Partitions {
         let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
         match committer.commit(&out, &offsets, &group) {
             Ok(()) => {
+                self.aborts.lock().unwrap_or_else(|p| p.into_inner()).1 = 0;
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -214,7 +221,27 @@ impl Partitions {
                 Ok(())
             }
             Err(CommitError::Aborted(error)) => {
-                warn!(%error, "transaction aborted; rolling back to the last commit");
+                let in_a_row = {
+                    let mut aborts = self.aborts.lock().unwrap_or_else(|p| p.into_inner());
+                    let text = error.to_string();
+                    if aborts.0 == text {
+                        aborts.1 += 1;
+                    } else {
+                        *aborts = (text, 1);
+                    }
+                    aborts.1
+                };
+                if in_a_row >= MAX_ABORTS_IN_A_ROW {
+                    // Rolling back and doing the same work again has failed
+                    // the same way each time: it will not succeed (a record
+                    // too large for the broker, a missing ACL). Stop, loudly,
+                    // rather than loop; the orchestrator's restart and the
+                    // operator's eyes are what can help now.
+                    anyhow::bail!(
+                        "{in_a_row} transactions in a row aborted with the same error: {error}"
+                    );
+                }
+                warn!(%error, in_a_row, "transaction aborted; rolling back to the last commit");
                 self.rollback(consumer)
             }
             Err(fatal @ CommitError::Fatal(_)) => {

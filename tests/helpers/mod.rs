@@ -299,6 +299,19 @@ impl TestApp {
     }
 
     /// Shuts the app down as SIGTERM would and checks it stopped cleanly.
+    /// Waits up to `limit` for the app to stop on its own, and returns the
+    /// error it stopped with.
+    pub async fn failure(mut self, limit: Duration) -> String {
+        let running = self.running.take().expect("a running app");
+        match actix_web::rt::time::timeout(limit, running).await {
+            Ok(result) => match result.expect("app task") {
+                Ok(()) => panic!("the app stopped without an error"),
+                Err(error) => format!("{error:#}"),
+            },
+            Err(_) => panic!("the app still runs after {limit:?}"),
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(shutdown) = &self.shutdown {
             shutdown.shutdown();

@@ -60,6 +60,45 @@ async fn ingest_and_admin_routes_need_their_credentials() {
     let (status, answer) = app.get_with(admin, ("x-admin-token", ADMIN)).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["count"], json!(0));
+    // The admin POST routes, likewise (chaos is off here: 404 once admitted).
+    let posts = [
+        (
+            "/v1/dead-letters/replay",
+            json!({"letters": [{"partition": 0, "offset": 0}]}),
+            200,
+        ),
+        (
+            "/v1/chaos/shard-outage",
+            json!({"metric": "users", "shard": 0, "durationMs": 10}),
+            404,
+        ),
+        (
+            "/v1/chaos/panic",
+            json!({"metric": "users", "shard": 0}),
+            404,
+        ),
+    ];
+    for (path, body, admitted) in &posts {
+        let (status, _) = app.post(path, body).await;
+        assert_eq!(status, 401, "{path} without a token");
+        let (status, _) = app.post_with(path, body, ("x-admin-token", KEY)).await;
+        assert_eq!(status, 403, "{path} with an ingest key");
+        let (status, answer) = app.post_with(path, body, ("x-admin-token", ADMIN)).await;
+        assert_eq!(status, *admitted, "{path}: {answer}");
+    }
+    // Nothing at offset 0 of an empty dead-letter topic: reported, not an error.
+    let (_, answer) = app
+        .post_with(
+            "/v1/dead-letters/replay",
+            &json!({"letters": [{"partition": 0, "offset": 0}]}),
+            ("x-admin-token", ADMIN),
+        )
+        .await;
+    assert_eq!(answer["replayed"], json!([]));
+    assert_eq!(
+        answer["failed"][0]["error"],
+        json!("no dead letter at partition 0 offset 0")
+    );
 
     // Queries stay open, as in the seed.
     let (status, _) = app.get("/events/analytics").await;

@@ -142,3 +142,102 @@ async fn a_failing_shard_opens_its_breaker_and_its_events_pass_through_the_retry
     }
     app.stop().await;
 }
+
+/// Retries that run out while a shard is down end as dead letters naming
+/// the metric they lack; replayed once the shard is back, they make the
+/// counts exact, and replaying them again changes nothing.
+#[actix_web::test]
+async fn exhausted_retries_are_dead_letters_whose_replay_counts_once() {
+    const EVENTS: usize = 300;
+    let app = spawn_app(&[
+        ("ARUS__SECURITY__ADMIN_TOKEN", ADMIN),
+        ("ARUS__CHAOS__ENABLED", "true"),
+        ("ARUS__AGGREGATOR__SHARDS", "1"),
+        ("ARUS__RETRY__BACKOFF_BASE_MS", "100"),
+        ("ARUS__RETRY__BACKOFF_MAX_MS", "200"),
+        ("ARUS__RETRY__MAX_ATTEMPTS", "2"),
+        // The breaker is the other test's subject: here it never opens, so
+        // every retry is tried (and fails) while the shard is down.
+        ("ARUS__BREAKER__FAILURE_THRESHOLD", "100000"),
+    ])
+    .await;
+    let admin = ("x-admin-token", ADMIN);
+    let started = std::time::Instant::now();
+    let (status, body) = app
+        .post_with(
+            "/v1/chaos/shard-outage",
+            &json!({"metric": "users", "shard": 0, "durationMs": 4000}),
+            admin,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // 300 users, one event each: every users hop fails twice, then is a
+    // dead letter; the other metrics count them at once.
+    let events: Vec<serde_json::Value> = (0..EVENTS)
+        .map(|i| json!({"userId": format!("user-{i}"), "eventType": "purchase"}))
+        .collect();
+    let (status, body) = app.post("/events/batch-events", &json!(events)).await;
+    assert_eq!(status, 201, "{body}");
+    let stats = app
+        .wait_for("/events/stats", WAIT, |s| {
+            s["deadLetters"].as_u64() >= Some(EVENTS as u64) && s["totalEvents"] == json!(EVENTS)
+        })
+        .await;
+    assert_eq!(stats["deadLetters"], json!(EVENTS), "{stats}");
+    assert_eq!(stats["uniqueUsers"], json!(0), "{stats}");
+
+    let (status, listing) = app.get_with("/v1/dead-letters?limit=5", admin).await;
+    assert_eq!(status, 200, "{listing}");
+    for letter in listing["deadLetters"].as_array().expect("letters") {
+        assert_eq!(letter["error"]["retry-metric"], json!("users"), "{letter}");
+        assert_eq!(letter["error"]["error-class"], json!("transient"));
+        assert_eq!(letter["error"]["attempt"], json!("2"));
+    }
+    let letters: Vec<serde_json::Value> = app
+        .read_all(&app.topic("error-events"), 3)
+        .iter()
+        .map(|m| json!({"partition": m.partition(), "offset": m.offset()}))
+        .collect();
+    assert_eq!(letters.len(), EVENTS);
+    // Once the shard is back, replay them all, 100 per request.
+    let back = Duration::from_millis(4_300).saturating_sub(started.elapsed());
+    actix_web::rt::time::sleep(back).await;
+    let replay_all = || async {
+        let mut replayed = 0;
+        for chunk in letters.chunks(100) {
+            let (status, answer) = app
+                .post_with("/v1/dead-letters/replay", &json!({"letters": chunk}), admin)
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["failed"], json!([]), "{answer}");
+            replayed += answer["replayed"].as_array().map_or(0, Vec::len);
+        }
+        replayed
+    };
+    assert_eq!(replay_all().await, EVENTS);
+    let analytics = app
+        .wait_for("/events/analytics", WAIT, |a| {
+            a["uniqueUsers"].as_u64() >= Some(EVENTS as u64)
+        })
+        .await;
+    assert_eq!(analytics["uniqueUsers"], json!(EVENTS), "{analytics}");
+    assert_eq!(analytics["totalEvents"], json!(EVENTS));
+
+    // Again: every copy is dropped as a repeat of a retry already applied.
+    assert_eq!(replay_all().await, EVENTS);
+    let stats = app
+        .wait_for("/events/stats", WAIT, |s| {
+            s["consumer"]["duplicatesDropped"].as_u64() >= Some(EVENTS as u64)
+        })
+        .await;
+    assert_eq!(
+        stats["consumer"]["duplicatesDropped"],
+        json!(EVENTS),
+        "{stats}"
+    );
+    let (_, analytics) = app.get("/events/analytics").await;
+    assert_eq!(analytics["uniqueUsers"], json!(EVENTS), "{analytics}");
+    let (_, user) = app.get("/events/analytics/users/user-7").await;
+    assert_eq!(user["events"], json!(1), "{user}");
+    app.stop().await;
+}

@@ -27,6 +27,9 @@ pub struct DeadLetter {
     pub class: ErrorClass,
     pub message: String,
     pub attempt: u32,
+    /// For an event whose retries ran out: the one metric it still lacks
+    /// (a replay sends it back through the retry topic for that metric only).
+    pub metric: Option<&'static str>,
 }
 
 impl DeadLetter {
@@ -51,6 +54,12 @@ impl DeadLetter {
             ),
             (headers::ATTEMPT, self.attempt.to_string()),
         ]
+        .into_iter()
+        .chain(
+            self.metric
+                .map(|m| (crate::retry::headers::METRIC, m.to_string())),
+        )
+        .collect()
     }
 }
 
@@ -88,6 +97,7 @@ impl DeadLetters {
             class,
             message,
             attempt: 1,
+            metric: None,
         });
         true
     }

@@ -364,6 +364,7 @@ impl PartitionConsumer {
                         failure.message, t.try_number, self.policy.max_attempts, failure.metric
                     ),
                     attempt: t.try_number,
+                    metric: Some(failure.metric),
                 };
                 if self.dead_letters.add_exhausted(t.offset, letter) {
                     self.stats.retries_exhausted.fetch_add(1, Ordering::Relaxed);

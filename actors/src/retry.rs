@@ -52,6 +52,12 @@ const OWN_HEADERS: [&str; 10] = [
     headers::NOT_BEFORE,
 ];
 
+/// Whether `name` is a header arus sets on retry and dead-letter records
+/// (everything else on them is the client's).
+pub fn is_own_header(name: &str) -> bool {
+    OWN_HEADERS.contains(&name)
+}
+
 /// Where an event first entered arus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {

@@ -71,6 +71,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
     )
     .route("/v1/dead-letters", web::get().to(dead_letters::list))
     .route(
+        "/v1/dead-letters/replay",
+        web::post().to(dead_letters::replay),
+    )
+    .route(
         "/v1/chaos/shard-outage",
         web::post().to(chaos::shard_outage),
     )

@@ -66,6 +66,7 @@ pub fn recent(
                         .unwrap_or_default();
                     if h.key.starts_with("x-error-")
                         || h.key.starts_with("x-source-")
+                        || h.key.starts_with("x-retry-")
                         || h.key == headers::ATTEMPT
                     {
                         error.insert(h.key.trim_start_matches("x-").to_string(), value);
@@ -93,4 +94,97 @@ pub fn recent(
     });
     letters.truncate(limit);
     Ok(letters)
+}
+
+/// One dead letter as stored: where it is, and the record.
+#[derive(Debug, Clone)]
+pub struct StoredLetter {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl StoredLetter {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// The dead letters at exactly these (partition, offset) places; `None`
+/// where there is none (a transaction marker, or past the end). Blocking.
+pub fn fetch(
+    settings: &Settings,
+    brokers: &str,
+    wanted: &[(i32, i64)],
+) -> anyhow::Result<Vec<Option<StoredLetter>>> {
+    use rdkafka::consumer::Consumer;
+    let k = &settings.kafka;
+    let topic = k.topic_name(&k.topics.error_events);
+    // Partition EOF ends the search for an offset past the end. (Not the
+    // watermarks: the test broker's can lag behind the records it serves.)
+    let consumer: BaseConsumer =
+        client_config::changelog_reader(settings, brokers, "dead-letter-replay")
+            .set("enable.partition.eof", "true")
+            .create()
+            .context("creating the dead-letter reader")?;
+    let timeout = Duration::from_millis(k.admin_timeout_ms);
+    // One pass per partition, from the first offset wanted to the last.
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for &(partition, offset) in wanted {
+        if offset >= 0 {
+            by_partition.entry(partition).or_default().push(offset);
+        }
+    }
+    let mut letters: BTreeMap<(i32, i64), StoredLetter> = BTreeMap::new();
+    for (partition, mut offsets) in by_partition {
+        offsets.sort_unstable();
+        let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(first))?;
+        consumer.assign(&tpl)?;
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let m = match consumer.poll(Duration::from_millis(100)) {
+                None => continue,
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(error)) => {
+                    return Err(error).context("reading the dead-letter topic");
+                }
+                Some(Ok(m)) => m,
+            };
+            if offsets.binary_search(&m.offset()).is_ok() {
+                letters.insert(
+                    (partition, m.offset()),
+                    StoredLetter {
+                        partition,
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        headers: m
+                            .headers()
+                            .map(|hs| {
+                                hs.iter()
+                                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    },
+                );
+            }
+            if m.offset() >= last {
+                break;
+            }
+        }
+    }
+    let found = wanted
+        .iter()
+        .map(|place| letters.get(place).cloned())
+        .collect();
+    Ok(found)
 }

@@ -81,6 +81,44 @@ impl EventProducer {
             .key(key)
             .payload(payload)
             .headers(headers);
+        self.deliver(record).await
+    }
+
+    /// Writes a record as given (a dead letter's replay): key, value and
+    /// headers untouched, to `partition` if one is named.
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: &[(String, Option<Vec<u8>>)],
+    ) -> Result<Written, ProduceError> {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, value) in headers {
+            owned = owned.insert(Header {
+                key: name.as_str(),
+                value: value.as_deref(),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(v) = payload {
+            record = record.payload(v);
+        }
+        self.deliver(record).await
+    }
+
+    async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<Written, ProduceError>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
         let delivery = self
             .producer
             .send_result(record)

@@ -110,7 +110,10 @@ fn body(rng: &mut Rng) -> String {
         }
         1 => value(rng, 0).to_string(),
         2 => near_valid(rng).to_string(),
-        3 => json!((0..rng.below(4)).map(|_| near_valid(rng)).collect::<Vec<_>>()).to_string(),
+        3 => json!((0..rng.below(4))
+            .map(|_| near_valid(rng))
+            .collect::<Vec<_>>())
+        .to_string(),
         4 => json!({"events": (0..rng.below(3)).map(|_| near_valid(rng)).collect::<Vec<_>>()})
             .to_string(),
         _ => {

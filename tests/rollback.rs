@@ -45,10 +45,11 @@ async fn an_aborted_transaction_rolls_back_and_counts_exactly() {
 }
 
 /// A transaction that keeps aborting the same way (here: the broker answers
-/// every offset commit with the same error) stops the consumer with that
-/// error after 5 tries, instead of rolling back forever.
+/// every offset commit with the same error) makes the consumer recreate its
+/// producer after 5 tries, and stop with that error after 5 more, instead of
+/// rolling back forever.
 #[actix_web::test]
-async fn the_same_abort_five_times_in_a_row_is_fatal() {
+async fn the_same_abort_ten_times_in_a_row_is_fatal() {
     let app = helpers::spawn_app_on(
         "",
         &helpers::random_prefix(),
@@ -60,12 +61,12 @@ async fn the_same_abort_five_times_in_a_row_is_fatal() {
     let broker = app.embedded.clone().expect("an embedded broker");
     broker.fail_next(
         RDKafkaApiKey::TxnOffsetCommit,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION; 5],
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION; 10],
     );
     send(&app, 500, 600, 100).await;
     let error = app.failure(WAIT).await;
     assert!(
-        error.contains("5 transactions in a row aborted with the same error"),
+        error.contains("10 transactions in a row aborted with the same error"),
         "{error}"
     );
 }

@@ -231,14 +231,26 @@ impl Partitions {
                     }
                     aborts.1
                 };
-                if in_a_row >= MAX_ABORTS_IN_A_ROW {
+                if in_a_row == MAX_ABORTS_IN_A_ROW {
+                    // First, what clears a producer the broker refuses for
+                    // good (its producer id lost in a broker restart): a new
+                    // one, through the fencing recovery (drop the
+                    // partitions, new producer, rejoin, restore).
+                    warn!(%error, in_a_row, "transactions keep aborting the same way; recreating the producer");
+                    self.fenced.store(true, Ordering::SeqCst);
+                    return Err(anyhow::anyhow!(
+                        "transactional producer keeps aborting: {error}"
+                    ));
+                }
+                if in_a_row >= 2 * MAX_ABORTS_IN_A_ROW {
                     // Rolling back and doing the same work again has failed
                     // the same way each time: it will not succeed (a record
                     // too large for the broker, a missing ACL). Stop, loudly,
                     // rather than loop; the orchestrator's restart and the
                     // operator's eyes are what can help now.
                     anyhow::bail!(
-                        "{in_a_row} transactions in a row aborted with the same error: {error}"
+                        "{in_a_row} transactions in a row aborted with the same error, \
+                         before and after recreating the producer: {error}"
                     );
                 }
                 warn!(%error, in_a_row, "transaction aborted; rolling back to the last commit");

@@ -1,6 +1,7 @@
 //! The ingest producer: idempotent, `acks=all`, keyed by userId, and an
 //! answer only once Kafka has acknowledged the write.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arus_config::Settings;
@@ -27,6 +28,15 @@ pub enum ProduceError {
     TooLarge,
     #[error("Kafka did not acknowledge the write: {0}")]
     NotAcknowledged(KafkaError),
+    #[error("Kafka did not acknowledge the write within {0} ms")]
+    Deadline(u64),
+}
+
+fn is_timeout(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut)
+    )
 }
 
 impl From<KafkaError> for ProduceError {
@@ -41,16 +51,37 @@ impl From<KafkaError> for ProduceError {
     }
 }
 
+/// Broker errors in a row (not timeouts, not full queues) after which the
+/// producer is recreated.
+const FAILURES_BEFORE_RECREATE: u32 = 3;
+
 pub struct EventProducer {
-    producer: FutureProducer,
+    /// Swapped for a fresh one when the broker keeps failing this one's
+    /// writes: an idempotent producer whose producer id the broker lost (a
+    /// broker restart on some storage) is refused forever, and a fatal
+    /// idempotence error can only be cleared by a new producer.
+    producer: std::sync::RwLock<FutureProducer>,
+    config: rdkafka::ClientConfig,
+    failures: std::sync::atomic::AtomicU32,
+    /// Bumped with every new producer, so that failures of the old one's
+    /// records do not count against the new one.
+    generation: std::sync::atomic::AtomicU64,
     source: String,
+    /// The longest an answer waits for an acknowledgement: librdkafka's
+    /// message timeout is checked only now and then, and a producer that
+    /// cannot reach its broker may hold a record past it.
+    deadline: Duration,
 }
 
 impl EventProducer {
     pub fn new(settings: &Settings, brokers: &str) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: client_config::producer(settings, brokers).create()?,
+            producer: std::sync::RwLock::new(client_config::producer(settings, brokers).create()?),
+            config: client_config::producer(settings, brokers),
+            failures: std::sync::atomic::AtomicU32::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
             source: format!("arus/{}", settings.instance_id),
+            deadline: Duration::from_millis(settings.kafka.produce_timeout_ms),
         })
     }
 
@@ -119,22 +150,72 @@ impl EventProducer {
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
     {
+        let generation = self.generation.load(Ordering::Acquire);
         let delivery = self
-            .producer
+            .current()
             .send_result(record)
             .map_err(|(error, _)| ProduceError::from(error))?;
-        match delivery.await {
-            Ok(Ok(d)) => Ok(Written {
-                partition: d.partition,
-                offset: d.offset,
-            }),
-            Ok(Err((error, _))) => Err(error.into()),
+        let Ok(delivered) = tokio::time::timeout(self.deadline, delivery).await else {
+            // Not acknowledged in time: not accepted (it may still be
+            // written; a client's retry with the same eventId counts once).
+            return Err(ProduceError::Deadline(self.deadline.as_millis() as u64));
+        };
+        match delivered {
+            Ok(Ok(d)) => {
+                self.failures.store(0, Ordering::Relaxed);
+                Ok(Written {
+                    partition: d.partition,
+                    offset: d.offset,
+                })
+            }
+            Ok(Err((error, _))) => {
+                let error = ProduceError::from(error);
+                if matches!(&error, ProduceError::NotAcknowledged(e) if !is_timeout(e)) {
+                    self.failed(generation);
+                }
+                Err(error)
+            }
             Err(_canceled) => Err(ProduceError::NotAcknowledged(KafkaError::Canceled)),
+        }
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts a broker failure; at the limit, swaps in a new producer (the
+    /// old one's queued records still finish or time out on their own).
+    fn failed(&self, generation: u64) {
+        if generation != self.generation.load(Ordering::Acquire) {
+            return;
+        }
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < FAILURES_BEFORE_RECREATE {
+            return;
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                let mut producer = self.producer.write().unwrap_or_else(|p| p.into_inner());
+                if generation != self.generation.load(Ordering::Acquire) {
+                    return; // another request swapped it already
+                }
+                *producer = fresh;
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                self.failures.store(0, Ordering::Relaxed);
+                tracing::warn!(
+                    failures,
+                    "ingest producer recreated after broker failures in a row"
+                );
+            }
+            Err(error) => tracing::error!(%error, "cannot recreate the ingest producer"),
         }
     }
 
     /// Waits for every queued record to be acknowledged, up to `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
+        self.current().flush(timeout)
     }
 }

@@ -240,9 +240,15 @@ mod tests {
                     "k-one-0123456789, k-two-0123456789,",
                 ),
                 ("ARUS__SECURITY__ADMIN_TOKEN", "t0p-s3cret-0123456789"),
+                ("ARUS__KAFKA__CLIENT__SASL_USERNAME", "svc-arus"),
+                ("ARUS__KAFKA__CLIENT__SASL_PASSWORD", "kafka-pw-0123"),
             ]))
             .load()
             .expect("loads");
+        assert_eq!(
+            s.kafka.client.get("sasl.password").map(String::as_str),
+            Some("kafka-pw-0123")
+        );
         let keys: Vec<&str> = s
             .security
             .ingest_api_keys
@@ -253,9 +259,12 @@ mod tests {
         assert_eq!(s.security.admin_token.expose(), "t0p-s3cret-0123456789");
         let shown = format!("{s:?}");
         assert!(
-            !shown.contains("t0p-s3cret") && !shown.contains("k-one"),
+            !shown.contains("t0p-s3cret")
+                && !shown.contains("k-one")
+                && !shown.contains("kafka-pw"),
             "{shown}"
         );
+        assert!(shown.contains(r#""sasl.username": "svc-arus""#), "{shown}");
         assert!(shown.contains("[redacted]"));
     }
 

@@ -13,9 +13,9 @@ mod settings;
 
 pub use layers::{ConfigError, Loader};
 pub use settings::{
-    AggregatorSettings, BreakerSettings, ChaosSettings, Compression, ConsumerSettings,
-    HttpSettings, KafkaSettings, RetrySettings, Secret, SecuritySettings, Settings,
-    ShutdownSettings, TopicSettings, Topics,
+    AggregatorSettings, BreakerSettings, ChaosSettings, ClientOverrides, Compression,
+    ConsumerSettings, HttpSettings, KafkaSettings, RetrySettings, Secret, SecuritySettings,
+    Settings, ShutdownSettings, TopicSettings, Topics,
 };
 
 /// The embedded defaults, `config/default.toml`.

@@ -83,7 +83,7 @@ pub struct KafkaSettings {
     pub admin_timeout_ms: u64,
     pub transaction_timeout_ms: u64,
     /// librdkafka settings passed through to every client.
-    pub client: BTreeMap<String, String>,
+    pub client: ClientOverrides,
     pub topics: Topics,
 }
 
@@ -206,6 +206,51 @@ pub struct ChaosSettings {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
     pub timeout_ms: u64,
+}
+
+/// librdkafka settings passed through (`[kafka.client]`), such as
+/// `security.protocol`, `sasl.username`, `sasl.password`. Printed with the
+/// values of secret-looking keys as `[redacted]`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ClientOverrides(pub BTreeMap<String, String>);
+
+impl ClientOverrides {
+    /// Whether the value of librdkafka setting `key` is a secret.
+    pub fn is_secret(key: &str) -> bool {
+        ["password", "secret", "jaas", "token", "key.pem", "private"]
+            .iter()
+            .any(|word| key.contains(word))
+    }
+}
+
+impl std::ops::Deref for ClientOverrides {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ClientOverrides {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl std::fmt::Debug for ClientOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if Self::is_secret(k) {
+                    "[redacted]"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
+    }
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {

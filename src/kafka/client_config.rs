@@ -7,7 +7,7 @@ use rdkafka::ClientConfig;
 
 fn base(settings: &Settings, brokers: &str, role: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    for (key, value) in &settings.kafka.client {
+    for (key, value) in settings.kafka.client.iter() {
         config.set(key, value);
     }
     config

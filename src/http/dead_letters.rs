@@ -152,6 +152,7 @@ async fn replay_one(
         ));
     };
     let client_headers: Vec<(String, Option<Vec<u8>>)> = letter
+        .record
         .headers
         .iter()
         .filter(|(k, _)| !retry::is_own_header(k) && k != "x-replayed-from")
@@ -176,8 +177,8 @@ async fn replay_one(
             };
             let record = RetryRecord {
                 origin,
-                key: letter.key.clone(),
-                payload: letter.payload.clone(),
+                key: letter.record.key.clone(),
+                payload: letter.record.payload.clone(),
                 headers: client_headers,
                 metric,
                 // A replay starts the count afresh: max_attempts more tries.
@@ -185,7 +186,7 @@ async fn replay_one(
                 not_before_ms: chrono::Utc::now().timestamp_millis(),
                 message: format!(
                     "replayed from {error_topic}/{}/{}",
-                    letter.partition, letter.offset
+                    letter.partition, letter.record.offset
                 ),
             };
             let written = state
@@ -205,15 +206,21 @@ async fn replay_one(
             let mut headers = client_headers;
             headers.push((
                 "x-replayed-from".into(),
-                Some(format!("{error_topic}/{}/{}", letter.partition, letter.offset).into_bytes()),
+                Some(
+                    format!(
+                        "{error_topic}/{}/{}",
+                        letter.partition, letter.record.offset
+                    )
+                    .into_bytes(),
+                ),
             ));
             let written = state
                 .producer
                 .send_raw(
                     &source_topic,
                     None,
-                    letter.key.as_deref(),
-                    letter.payload.as_deref(),
+                    letter.record.key.as_deref(),
+                    letter.record.payload.as_deref(),
                     &headers,
                 )
                 .await

@@ -14,13 +14,13 @@ use arus_actors::state::StateUpdate;
 use arus_config::Settings;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders, ToBytes};
+use rdkafka::message::ToBytes;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::TopicPartitionList;
 use tracing::{debug, warn};
 
-use super::client_config;
+use super::{client_config, records};
 
 /// How a failed commit is to be handled.
 #[derive(Debug, thiserror::Error)]
@@ -191,19 +191,15 @@ impl Committer {
         }
         for (topic, letter) in &outputs.dead_letters {
             // The record as it was (key, value, headers), and why it is here.
-            let mut headers = OwnedHeaders::new();
-            for (key, value) in &letter.record.headers {
-                headers = headers.insert(Header {
-                    key: key.as_str(),
-                    value: value.as_deref(),
-                });
-            }
-            for (key, value) in letter.error_headers(topic) {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_bytes()),
-                });
-            }
+            let error = letter.error_headers(topic);
+            let headers = records::owned_headers(
+                letter
+                    .record
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()))
+                    .chain(error.iter().map(|(k, v)| (*k, Some(v.as_bytes())))),
+            );
             let mut record: BaseRecord<'_, [u8], [u8]> =
                 BaseRecord::to(&self.dead_letter_topic).headers(headers);
             if let Some(key) = &letter.record.key {
@@ -217,14 +213,7 @@ impl Committer {
         for (topic, retry) in &outputs.retries {
             // To the retry partition numbered as the origin partition, so
             // every copy of one retry lands where one seen-set sees it.
-            let all = retry.all_headers(topic);
-            let mut headers = OwnedHeaders::new_with_capacity(all.len());
-            for (key, value) in &all {
-                headers = headers.insert(Header {
-                    key: key.as_str(),
-                    value: value.as_deref(),
-                });
-            }
+            let headers = records::owned_headers_of(&retry.all_headers(topic));
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.retry_topic)
                 .partition(retry.origin.source.partition)
                 .headers(headers);

@@ -31,13 +31,13 @@ use arus_config::Settings;
 use futures::executor::block_on;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::TopicPartitionList;
 use tracing::{debug, error, info, warn};
 
-use super::client_config;
 use super::committer::Committer;
 use super::partitions::{DriverContext, Partitions, RestoreDone, Slot};
+use super::{client_config, records};
 use crate::health::Health;
 
 /// The partitions this instance holds right now.
@@ -299,21 +299,7 @@ impl PollLoop {
                 }
                 slot.epoch
             };
-            let record = RawRecord {
-                offset: message.offset(),
-                key: message.key().map(<[u8]>::to_vec),
-                payload: message.payload().map(<[u8]>::to_vec),
-                timestamp_ms: message.timestamp().to_millis(),
-                headers: message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            };
+            let record = records::raw_record(&message);
             let record = if topic == InputTopic::RetryEvents {
                 match self.hold_if_early(source, record) {
                     Some(due) => due,

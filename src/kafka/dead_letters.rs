@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use arus_actors::dead_letter::headers;
+use arus_actors::source::RawRecord;
 use arus_config::Settings;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
 use serde::Serialize;
 
 use super::changelog_reader::{partitions_of, read_to_end};
-use super::client_config;
+use super::{client_config, records};
 
 /// Values longer than this are cut in listings.
 const VALUE_SHOWN: usize = 2048;
@@ -96,22 +97,17 @@ pub fn recent(
     Ok(letters)
 }
 
-/// One dead letter as stored: where it is, and the record.
+/// One dead letter as stored: its partition, and the record.
 #[derive(Debug, Clone)]
 pub struct StoredLetter {
     pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub record: RawRecord,
 }
 
 impl StoredLetter {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
+        self.record
+            .header(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 }
@@ -163,17 +159,7 @@ pub fn fetch(
                     (partition, m.offset()),
                     StoredLetter {
                         partition,
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
-                        headers: m
-                            .headers()
-                            .map(|hs| {
-                                hs.iter()
-                                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
+                        record: records::raw_record(&m),
                     },
                 );
             }

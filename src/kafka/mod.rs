@@ -11,3 +11,4 @@ pub mod dead_letters;
 pub mod embedded;
 mod partitions;
 pub mod producer;
+pub mod records;

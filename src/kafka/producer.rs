@@ -9,7 +9,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use super::client_config;
+use super::{client_config, records};
 
 /// Where an event was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,14 +125,8 @@ impl EventProducer {
         payload: Option<&[u8]>,
         headers: &[(String, Option<Vec<u8>>)],
     ) -> Result<Written, ProduceError> {
-        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-        for (name, value) in headers {
-            owned = owned.insert(Header {
-                key: name.as_str(),
-                value: value.as_deref(),
-            });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).headers(records::owned_headers_of(headers));
         if let Some(p) = partition {
             record = record.partition(p);
         }

@@ -237,6 +237,16 @@ struct Failed {
 }
 
 impl PartitionConsumer {
+    /// A record that can never be counted: to the dead-letter topic, once.
+    fn reject(&mut self, record: &RawRecord, error: &DecodeError) {
+        if self
+            .dead_letters
+            .add(record, ErrorClass::Permanent, error.to_string())
+        {
+            warn!(source = %self.source, offset = record.offset, %error, "sent to dead-letter topic");
+        }
+    }
+
     /// Decodes a record of an input topic; `None` when it is a dead letter
     /// or a client's retry.
     fn take_input(
@@ -251,12 +261,7 @@ impl PartitionConsumer {
             Ok(event) => event,
             Err(error) => {
                 *invalid += 1;
-                if self
-                    .dead_letters
-                    .add(record, ErrorClass::Permanent, error.to_string())
-                {
-                    warn!(%source, offset = record.offset, %error, "sent to dead-letter topic");
-                }
+                self.reject(record, &error);
                 return None;
             }
         };
@@ -309,12 +314,7 @@ impl PartitionConsumer {
             Ok(d) => d,
             Err(error) => {
                 *invalid += 1;
-                if self
-                    .dead_letters
-                    .add(record, ErrorClass::Permanent, error.to_string())
-                {
-                    warn!(%source, offset = record.offset, %error, "sent to dead-letter topic");
-                }
+                self.reject(record, &error);
                 return None;
             }
         };
@@ -417,13 +417,12 @@ impl PartitionConsumer {
 }
 
 /// Sends one hop, unless its breaker is open, and tells the breaker how it went.
-async fn send_hop(hop: Hop) -> (Vec<i64>, &'static str, Result<ApplyOutcome, ProcessError>) {
-    let offsets: Vec<i64> = hop.apply.events.iter().map(|(o, _)| *o).collect();
+async fn send_hop(hop: Hop) -> (&'static str, usize, Result<ApplyOutcome, ProcessError>) {
     let (metric, shard) = (hop.metric, hop.shard);
     if hop.breaker().permit() == Permit::Refused {
         return (
-            offsets,
             metric,
+            shard,
             Err(ProcessError::BreakerOpen { metric, shard }),
         );
     }
@@ -441,7 +440,7 @@ async fn send_hop(hop: Hop) -> (Vec<i64>, &'static str, Result<ApplyOutcome, Pro
         Ok(_) => breaker.success(),
         Err(_) => breaker.failure(),
     }
-    (offsets, metric, result)
+    (metric, shard, result)
 }
 
 impl Handler<ProcessBatch> for PartitionConsumer {
@@ -458,6 +457,8 @@ impl Handler<ProcessBatch> for PartitionConsumer {
         let mut batch_ids = HashSet::new();
         let (mut invalid, mut duplicates) = (0, 0);
         let records = msg.records;
+        // Hand-offs are added only after the shards answer: one look per batch.
+        let handoffs = self.dedupe.has_handoffs();
         for (index, record) in records.iter().enumerate() {
             let taken = if source.topic == InputTopic::RetryEvents {
                 self.take_retry(index, record, &mut batch_ids, &mut invalid, &mut duplicates)
@@ -470,7 +471,6 @@ impl Handler<ProcessBatch> for PartitionConsumer {
             // A replay of a record handed to the retry topic before: hand it
             // over again rather than apply it here (the retry partition drops
             // the copy it may already have).
-            let handoffs = self.dedupe.has_handoffs();
             for (bit, metric) in METRICS.into_iter().enumerate() {
                 if handoffs
                     && metrics.contains(bit)
@@ -504,14 +504,15 @@ impl Handler<ProcessBatch> for PartitionConsumer {
             .duplicates_dropped
             .fetch_add(duplicates as u64, Ordering::Relaxed);
         let hops = self.router.split(source, &routed);
-        let routed_offsets: Vec<i64> = routed.iter().map(|r| r.offset).collect();
+        let router = Arc::clone(&self.router);
         let work = async move {
             let results = join_all(hops.into_iter().map(send_hop)).await;
             let mut replayed_updates = 0;
-            for (offsets, metric, result) in results {
+            for (metric, shard, result) in results {
                 match result {
                     Ok(outcome) => replayed_updates += outcome.skipped,
                     Err(error) => {
+                        let offsets = router.offsets_on(&routed, metric, shard);
                         debug!(%source, %error, events = offsets.len(), "hop failed; to the retry topic");
                         let message = error.to_string();
                         failed.extend(offsets.into_iter().map(|offset| Failed {
@@ -523,15 +524,19 @@ impl Handler<ProcessBatch> for PartitionConsumer {
                     }
                 }
             }
-            (replayed_updates, failed)
+            (replayed_updates, failed, routed)
         };
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            move |(replayed_updates, failed), actor, _ctx| {
-                let failed_offsets: HashSet<i64> = failed.iter().map(|f| f.offset).collect();
-                let applied = routed_offsets
-                    .iter()
-                    .filter(|o| !failed_offsets.contains(o))
-                    .count();
+            move |(replayed_updates, failed, routed), actor, _ctx| {
+                let applied = if failed.is_empty() {
+                    routed.len()
+                } else {
+                    let failed_offsets: HashSet<i64> = failed.iter().map(|f| f.offset).collect();
+                    routed
+                        .iter()
+                        .filter(|r| !failed_offsets.contains(&r.offset))
+                        .count()
+                };
                 let retried = actor.settle(&records, &tracked, failed);
                 actor
                     .stats

@@ -226,6 +226,26 @@ impl Router {
         out
     }
 
+    /// The offsets of the events in `events` that [`Router::split`] sends to
+    /// shard `shard` of `metric`: a failed hop's events, worked out again
+    /// rather than kept for every hop that succeeds.
+    pub fn offsets_on(&self, events: &[Routed], metric: &str, shard: usize) -> Vec<i64> {
+        let Some((index, route)) = self
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.metric == metric)
+        else {
+            return Vec::new();
+        };
+        events
+            .iter()
+            .filter(|r| r.metrics.contains(index))
+            .filter(|r| (route.key)(&r.event).is_some_and(|key| route.shard_of(key) == shard))
+            .map(|r| r.offset)
+            .collect()
+    }
+
     /// Every hop's breaker.
     pub fn breakers(&self) -> Vec<BreakerView> {
         let mut out = Vec::new();

@@ -3,21 +3,9 @@
 
 mod helpers;
 
-use std::collections::HashMap;
-
 use helpers::spawn_app;
 use helpers::workload::{assert_counted_exactly, send, WAIT};
 use serde_json::json;
-
-fn parse(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (name, value) = l.split_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 #[actix_web::test]
 async fn metrics_count_exactly_what_was_sent_and_consumed() {
@@ -44,7 +32,7 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
         text.contains("# TYPE arus_records_consumed_total counter"),
         "{text}"
     );
-    let m = parse(&text);
+    let m = helpers::scrape_samples(&text);
     let value = |name: &str| *m.get(name).unwrap_or_else(|| panic!("no {name} in {text}"));
     assert_eq!(value("arus_events_ingested_total"), 1_004.0);
     assert_eq!(value("arus_records_consumed_total"), 1_004.0);

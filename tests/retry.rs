@@ -16,10 +16,9 @@ const TOTAL: usize = 10_000;
 
 /// The value of an unlabelled or labelled sample in a Prometheus scrape.
 fn sample(scrape: &str, name: &str) -> u64 {
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
+    helpers::scrape_samples(scrape)
+        .get(name)
+        .map(|v| *v as u64)
         .unwrap_or_else(|| panic!("no sample {name} in:\n{scrape}"))
 }
 

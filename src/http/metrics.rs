@@ -17,6 +17,23 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
     );
 }
 
+/// One sample per hop, labelled by metric and shard.
+fn labelled(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl Iterator<Item = (&'static str, usize, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (metric, shard, value) in samples {
+        let _ = writeln!(
+            out,
+            "{name}{{metric=\"{metric}\",shard=\"{shard}\"}} {value}"
+        );
+    }
+}
+
 pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.stats;
     let get = ConsumerStats::get;
@@ -120,28 +137,22 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         u8::from(state.health.ready()),
     );
     let breakers = state.router.breakers();
-    let _ = writeln!(
-        out,
-        "# HELP arus_breaker_state Circuit breaker of each hop: 0 closed, 1 open, 2 half open.\n# TYPE arus_breaker_state gauge"
+    labelled(
+        &mut out,
+        "arus_breaker_state",
+        "gauge",
+        "Circuit breaker of each hop: 0 closed, 1 open, 2 half open.",
+        breakers
+            .iter()
+            .map(|b| (b.metric, b.shard, u64::from(b.state))),
     );
-    for b in &breakers {
-        let _ = writeln!(
-            out,
-            "arus_breaker_state{{metric=\"{}\",shard=\"{}\"}} {}",
-            b.metric, b.shard, b.state
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP arus_breaker_opened_total Times each hop's circuit breaker opened.\n# TYPE arus_breaker_opened_total counter"
+    labelled(
+        &mut out,
+        "arus_breaker_opened_total",
+        "counter",
+        "Times each hop's circuit breaker opened.",
+        breakers.iter().map(|b| (b.metric, b.shard, b.times_opened)),
     );
-    for b in &breakers {
-        let _ = writeln!(
-            out,
-            "arus_breaker_opened_total{{metric=\"{}\",shard=\"{}\"}} {}",
-            b.metric, b.shard, b.times_opened
-        );
-    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

@@ -107,6 +107,17 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -
     app
 }
 
+/// The samples of a Prometheus scrape, by name with labels.
+pub fn scrape_samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Status and body of an answer.
 async fn answer(mut resp: awc::ClientResponse) -> (u16, actix_web::web::Bytes) {
     let status = resp.status().as_u16();

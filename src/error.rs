@@ -29,6 +29,9 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// Something the answer needs is not there yet (503, retry shortly).
+    #[error("{0}")]
+    NotReady(String),
     #[error("event not written: {0}")]
     Unavailable(#[from] ProduceError),
     #[error("{0}")]
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::NotReady(_) => "not_ready",
             ApiError::Unavailable(ProduceError::TooLarge) => "event_too_large",
             ApiError::Unavailable(_) => "kafka_unavailable",
             ApiError::Internal(_) => "internal",
@@ -66,7 +70,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,7 +78,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
-            // Kafka could not take the event now; a retry shortly may succeed.
+            // Kafka could not take the event, or the answer is not there yet:
+            // a retry shortly may succeed.
             response.insert_header((header::RETRY_AFTER, "1"));
         }
         if let ApiError::RateLimited {

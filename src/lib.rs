@@ -16,5 +16,6 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod lag;
 pub mod startup;
 pub mod telemetry;

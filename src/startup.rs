@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::Arbiter;
+use actix::{Actor as _, Arbiter};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
@@ -20,7 +20,9 @@ use crate::kafka::admin::provision_topics;
 use crate::kafka::changelog_reader::ReadModelFeeder;
 use crate::kafka::consumer_driver::{ConsumerDriver, DriverParts};
 use crate::kafka::embedded::EmbeddedBroker;
+use crate::kafka::offsets::OffsetReader;
 use crate::kafka::producer::EventProducer;
+use crate::lag::{LagMonitor, LagView};
 
 /// Asks a running [`Application`] to shut down, as SIGTERM does.
 #[derive(Clone, Default)]
@@ -120,6 +122,9 @@ impl Application {
         .context("starting the consumer")?;
         let producer =
             Arc::new(EventProducer::new(&settings, &brokers).context("creating the producer")?);
+        let lag = Arc::new(LagView::default());
+        let offsets = OffsetReader::new(&settings, &brokers, &k.group_id)?;
+        LagMonitor::new(&settings, offsets, Arc::clone(&lag), driver.assignment()).start();
 
         let state = web::Data::new(AppState {
             settings: Arc::new(settings.clone()),
@@ -137,7 +142,9 @@ impl Application {
             stats,
             health: Arc::clone(&health),
             assignment: driver.assignment(),
+            consumption: driver.consumption(),
             router: Arc::clone(&router),
+            lag,
             rate_limiter: crate::http::rate_limit::RateLimiter::new(
                 settings.security.rate_limit_events_per_second,
                 settings.security.rate_limit_burst,

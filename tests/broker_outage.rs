@@ -4,88 +4,18 @@
 //! everything recovers without a restart, and a client that retries its
 //! refused batches (same eventIds) ends with every event counted exactly once.
 //!
-//! The test runs its own broker, with file-backed storage so that a restart
-//! keeps the topics, records, transactions and group offsets.
+//! The test runs its own broker ([`OwnBroker`]), with file-backed storage so
+//! that a restart keeps the topics, records, transactions and group offsets.
 
 mod helpers;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use helpers::broker::OwnBroker;
 use helpers::workload::{assert_counted_exactly, WAIT};
 use helpers::{random_prefix, spawn_app_on};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-struct Broker {
-    child: Option<Child>,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Broker {
-    fn start(dir: PathBuf, port: u16) -> Self {
-        let mut broker = Self {
-            child: None,
-            dir,
-            port,
-        };
-        broker.restart();
-        broker
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let url = format!("tcp://{}", self.address());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("broker.log"))
-            .expect("broker log");
-        let child = Command::new("nisshi")
-            .current_dir(&self.dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://broker.db",
-            ])
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("the test broker (nisshi) is on PATH: run the tests with scripts/test.sh");
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(self.address()).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "broker did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn batch(from: usize, ids: &[Uuid]) -> Value {
     json!(ids
@@ -105,13 +35,7 @@ fn batch(from: usize, ids: &[Uuid]) -> Value {
 
 #[actix_web::test]
 async fn ingestion_answers_503_while_the_broker_is_down_and_counts_exactly_after() {
-    let dir = std::env::temp_dir().join(format!("arus-outage-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("broker dir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut broker = Broker::start(dir.clone(), port);
+    let mut broker = OwnBroker::start("outage");
     let app = spawn_app_on(
         &broker.address(),
         &random_prefix(),
@@ -179,6 +103,5 @@ async fn ingestion_answers_503_while_the_broker_is_down_and_counts_exactly_after
     }
     assert_counted_exactly(&app, next).await;
     app.stop().await;
-    broker.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(broker);
 }

@@ -14,8 +14,8 @@ mod settings;
 pub use layers::{ConfigError, Loader};
 pub use settings::{
     AggregatorSettings, BreakerSettings, ChaosSettings, ClientOverrides, Compression,
-    ConsumerSettings, HttpSettings, KafkaSettings, RetrySettings, Secret, SecuritySettings,
-    Settings, ShutdownSettings, TopicSettings, Topics,
+    ConsumerSettings, HttpSettings, KafkaSettings, LagSettings, RetrySettings, Secret,
+    SecuritySettings, Settings, ShutdownSettings, TopicSettings, Topics,
 };
 
 /// The embedded defaults, `config/default.toml`.

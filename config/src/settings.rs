@@ -19,6 +19,7 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub retry: RetrySettings,
     pub breaker: BreakerSettings,
+    pub lag: LagSettings,
     pub chaos: ChaosSettings,
     pub shutdown: ShutdownSettings,
 }
@@ -195,6 +196,18 @@ pub struct BreakerSettings {
     pub open_ms: u64,
 }
 
+/// The consumer-lag monitor and its alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LagSettings {
+    pub interval_ms: u64,
+    pub alert_threshold: i64,
+    pub webhook_url: String,
+    pub webhook_timeout_ms: u64,
+    pub webhook_failure_threshold: u32,
+    pub webhook_open_ms: u64,
+}
+
 /// Fault injection, for testing the failure paths on a running service.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -320,6 +333,27 @@ impl Settings {
             1,
         )?;
         at_least("breaker.open_ms", self.breaker.open_ms as i64, 1)?;
+
+        let lag = &self.lag;
+        at_least("lag.interval_ms", lag.interval_ms as i64, 100)?;
+        at_least("lag.alert_threshold", lag.alert_threshold, 1)?;
+        at_least("lag.webhook_timeout_ms", lag.webhook_timeout_ms as i64, 1)?;
+        at_least(
+            "lag.webhook_failure_threshold",
+            lag.webhook_failure_threshold.into(),
+            1,
+        )?;
+        at_least("lag.webhook_open_ms", lag.webhook_open_ms as i64, 1)?;
+        if !lag.webhook_url.is_empty() && !lag.webhook_url.starts_with("http://") {
+            return Err(invalid(
+                "lag.webhook_url",
+                format!(
+                    "must be an http:// URL, or empty for no alerts (got {:?}); \
+                     put a TLS-terminating proxy in front of an https receiver",
+                    lag.webhook_url
+                ),
+            ));
+        }
 
         let k = &self.kafka;
         if k.group_id.trim().is_empty() {

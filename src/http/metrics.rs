@@ -8,6 +8,7 @@ use actix_web::{web, HttpResponse};
 use arus_actors::ConsumerStats;
 
 use super::AppState;
+use crate::lag::{LagView, PartitionLag};
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     // Writing to a String cannot fail.
@@ -31,6 +32,73 @@ fn labelled(
             out,
             "{name}{{metric=\"{metric}\",shard=\"{shard}\"}} {value}"
         );
+    }
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The lag monitor's latest reading of the whole group, per partition, and
+/// its alert counters.
+fn lag_samples(out: &mut String, lag: &LagView) {
+    let counters = [
+        (
+            "arus_lag_alerts_sent_total",
+            "Lag alerts (firing) delivered to the webhook.",
+            &lag.alerts_sent,
+        ),
+        (
+            "arus_lag_resolves_sent_total",
+            "Lag alert resolves delivered to the webhook.",
+            &lag.resolves_sent,
+        ),
+        (
+            "arus_lag_webhook_failures_total",
+            "Webhook calls that failed or were refused.",
+            &lag.webhook_failures,
+        ),
+        (
+            "arus_lag_read_failures_total",
+            "Lag readings that failed (broker unreachable, timeouts).",
+            &lag.read_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        metric(out, name, "counter", help, value.load(Ordering::Relaxed));
+    }
+    let Some(snapshot) = lag.latest() else {
+        return;
+    };
+    type Value = fn(&PartitionLag) -> String;
+    let series: [(&str, &str, Value); 2] = [
+        (
+            "arus_consumer_group_lag_records",
+            "Records of each input partition the group has not committed.",
+            |p| p.offsets.lag.to_string(),
+        ),
+        (
+            "arus_consumer_group_lag_seconds",
+            "Age of the first record of each input partition the group has not committed.",
+            |p| p.lag_seconds.to_string(),
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for p in &snapshot.partitions {
+            let _ = writeln!(
+                out,
+                "{name}{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                label_value(&snapshot.group),
+                p.offsets.topic,
+                p.offsets.partition,
+                value(p)
+            );
+        }
     }
 }
 
@@ -153,7 +221,26 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         "Times each hop's circuit breaker opened.",
         breakers.iter().map(|b| (b.metric, b.shard, b.times_opened)),
     );
+    metric(
+        &mut out,
+        "arus_consumer_paused",
+        "gauge",
+        "1 while this instance's consumption is paused (POST /v1/consumer/pause).",
+        u8::from(state.consumption.paused()),
+    );
+    lag_samples(&mut out, &state.lag);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_value;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("plain-group"), "plain-group");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 }

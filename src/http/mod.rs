@@ -5,6 +5,7 @@ mod chaos;
 mod dead_letters;
 mod health;
 mod ingest;
+mod lag;
 mod metrics;
 mod query;
 pub mod rate_limit;
@@ -18,7 +19,7 @@ use futures::StreamExt;
 
 use crate::error::ApiError;
 use crate::health::Health;
-use crate::kafka::consumer_driver::Assignment;
+use crate::kafka::consumer_driver::{Assignment, Consumption};
 use crate::kafka::producer::EventProducer;
 
 /// Everything a handler may use.
@@ -38,7 +39,9 @@ pub struct AppState {
     pub stats: Arc<ConsumerStats>,
     pub health: Arc<Health>,
     pub assignment: Assignment,
+    pub consumption: Consumption,
     pub router: Arc<Router>,
+    pub lag: Arc<crate::lag::LagView>,
     /// `None` when off.
     pub rate_limiter: Option<rate_limit::RateLimiter>,
     /// Events this instance's ingest endpoints wrote (acknowledged by Kafka).
@@ -79,6 +82,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
         web::post().to(chaos::shard_outage),
     )
     .route("/v1/chaos/panic", web::post().to(chaos::panic))
+    .route("/v1/lag", web::get().to(lag::current))
+    .route(
+        "/v1/consumer-groups/{group}/offsets",
+        web::get().to(lag::group_offsets),
+    )
+    .route("/v1/consumer/pause", web::post().to(lag::pause))
+    .route("/v1/consumer/resume", web::post().to(lag::resume))
     .route("/metrics", web::get().to(metrics::scrape))
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))

@@ -97,6 +97,20 @@ pub fn consumer(settings: &Settings, brokers: &str) -> ClientConfig {
     config
 }
 
+/// A reader of a group's committed offsets and its partitions' ends. It
+/// carries the group's id to read its offsets, but never subscribes, so it
+/// never joins the group, and never commits.
+pub fn offsets_reader(settings: &Settings, brokers: &str, group: &str) -> ClientConfig {
+    let mut config = base(settings, brokers, "offsets");
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // End offsets as a read_committed member sees them: the last stable offset.
+        .set("isolation.level", "read_committed");
+    config
+}
+
 /// Admin and metadata clients.
 pub fn admin(settings: &Settings, brokers: &str) -> ClientConfig {
     base(settings, brokers, "admin")

@@ -18,8 +18,9 @@
 //! new epoch; records polled under an older epoch are dropped, because the new
 //! assignment fetches again from the committed offset.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,11 +55,53 @@ impl Assignment {
             .map(|p| p.assigned())
             .unwrap_or_default()
     }
+
+    /// Whether this instance holds `partition` of `topic` now.
+    pub fn holds(&self, topic: InputTopic, partition: i32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|p| {
+                p.slots()
+                    .contains_key(&SourcePartition::new(topic, partition))
+            })
+    }
+}
+
+/// Pauses and resumes this instance's consumption. The instance stays in
+/// the group and keeps its partitions (nothing moves to another member);
+/// it just stops fetching them. Records already fetched when the pause is
+/// seen are still processed: nothing is skipped, and resuming fetches from
+/// where processing stopped.
+#[derive(Clone, Default)]
+pub struct Consumption {
+    wanted: Arc<AtomicBool>,
+    /// Partitions the driver has paused for it, as of its last cycle.
+    applied: Arc<AtomicUsize>,
+}
+
+impl Consumption {
+    pub fn set_paused(&self, paused: bool) {
+        self.wanted.store(paused, Ordering::SeqCst);
+    }
+
+    /// Whether a pause was asked for (and not yet undone).
+    pub fn paused(&self) -> bool {
+        self.wanted.load(Ordering::SeqCst)
+    }
+
+    /// How many partitions are paused for it now: the pause has taken hold
+    /// once this equals the assigned partitions (those not restoring).
+    pub fn paused_partitions(&self) -> usize {
+        self.applied.load(Ordering::SeqCst)
+    }
 }
 
 /// A handle on the driver thread.
 pub struct ConsumerDriver {
     stop: Arc<AtomicBool>,
+    consumption: Consumption,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
     assignment: Assignment,
 }
@@ -82,17 +125,19 @@ impl ConsumerDriver {
         on_fatal: impl FnOnce(String) + Send + 'static,
     ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let consumption = Consumption::default();
         let assignment = Assignment(Arc::new(Mutex::new(None)));
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = {
             let settings = settings.clone();
             let brokers = brokers.to_string();
             let stop = Arc::clone(&stop);
+            let consumption = consumption.clone();
             let assignment = assignment.clone();
             std::thread::Builder::new()
                 .name("arus-consumer".into())
                 .spawn(move || {
-                    let poll_loop = match PollLoop::new(settings, brokers, parts, stop) {
+                    let poll_loop = match PollLoop::new(settings, brokers, parts, stop, consumption) {
                         Ok(l) => l,
                         Err(error) => {
                             let message = format!("{error:#}");
@@ -116,6 +161,7 @@ impl ConsumerDriver {
             .map_err(|_| anyhow::anyhow!("consumer driver thread ended at start"))??;
         Ok(Self {
             stop,
+            consumption,
             thread: Some(thread),
             assignment,
         })
@@ -123,6 +169,10 @@ impl ConsumerDriver {
 
     pub fn assignment(&self) -> Assignment {
         self.assignment.clone()
+    }
+
+    pub fn consumption(&self) -> Consumption {
+        self.consumption.clone()
     }
 
     /// Stops polling, commits what was applied, leaves the group and waits
@@ -151,6 +201,9 @@ struct PollLoop {
     partitions: Arc<Partitions>,
     restored: mpsc::Receiver<RestoreDone>,
     stop: Arc<AtomicBool>,
+    consumption: Consumption,
+    /// Partitions paused for [`Consumption`], with their assignment epoch.
+    paused: RefCell<HashMap<SourcePartition, u64>>,
     max_batch: usize,
     poll_timeout: Duration,
     commit_interval: Duration,
@@ -162,6 +215,7 @@ impl PollLoop {
         brokers: String,
         parts: DriverParts,
         stop: Arc<AtomicBool>,
+        consumption: Consumption,
     ) -> anyhow::Result<Self> {
         let k = &settings.kafka;
         let user_topic = k.topic_name(&k.topics.user_events);
@@ -205,6 +259,8 @@ impl PollLoop {
             partitions,
             restored,
             stop,
+            consumption,
+            paused: RefCell::new(HashMap::new()),
             max_batch,
             poll_timeout,
             commit_interval,
@@ -238,6 +294,7 @@ impl PollLoop {
             while let Ok(done) = self.restored.try_recv() {
                 self.partitions.finish_restore(&self.consumer, done)?;
             }
+            self.apply_pause();
             if !batches.is_empty() {
                 self.dispatch(batches)?;
             }
@@ -369,12 +426,71 @@ impl PollLoop {
             if entry.0 == slot.epoch {
                 entry.1.extend(due);
             }
-            if slot.held.is_empty() {
+            // While consumption is paused, the pause's end resumes it.
+            if slot.held.is_empty() && !self.consumption.paused() {
                 if let Err(error) = self.consumer.resume(&self.tpl_of(*source)) {
                     warn!(%source, %error, "cannot resume a retry partition");
                 }
             }
         }
+    }
+
+    /// Follows [`Consumption`]: while paused, every partition with a running
+    /// actor is paused, including ones assigned during the pause; at its end
+    /// they resume, except retry partitions still holding records not yet
+    /// due (the retry scheduler resumes those) and partitions restoring.
+    fn apply_pause(&self) {
+        let mut paused = self.paused.borrow_mut();
+        let slots = self.partitions.slots();
+        paused.retain(|source, epoch| slots.get(source).is_some_and(|s| s.epoch == *epoch));
+        let (change, pausing): (Vec<(SourcePartition, u64)>, bool) = if self.consumption.paused() {
+            let new = slots
+                .iter()
+                .filter(|(source, slot)| slot.actor.is_some() && !paused.contains_key(source))
+                .map(|(source, slot)| (*source, slot.epoch))
+                .collect();
+            (new, true)
+        } else {
+            let ready = paused
+                .drain()
+                .filter(|(source, _)| {
+                    slots
+                        .get(source)
+                        .is_some_and(|s| s.actor.is_some() && s.held.is_empty())
+                })
+                .collect();
+            (ready, false)
+        };
+        drop(slots);
+        if change.is_empty() {
+            self.consumption
+                .applied
+                .store(paused.len(), Ordering::SeqCst);
+            return;
+        }
+        let sources: Vec<SourcePartition> = change.iter().map(|(s, _)| *s).collect();
+        let tpl = self.partitions.tpl(&sources);
+        let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
+        if pausing {
+            match self.consumer.pause(&tpl) {
+                Ok(()) => {
+                    info!(partitions = ?names, "consumption paused");
+                    paused.extend(change);
+                }
+                Err(error) => warn!(%error, "cannot pause consumption; trying again"),
+            }
+        } else {
+            match self.consumer.resume(&tpl) {
+                Ok(()) => info!(partitions = ?names, "consumption resumed"),
+                Err(error) => {
+                    warn!(%error, "cannot resume consumption; trying again");
+                    paused.extend(change);
+                }
+            }
+        }
+        self.consumption
+            .applied
+            .store(paused.len(), Ordering::SeqCst);
     }
 
     fn tpl_of(&self, source: SourcePartition) -> TopicPartitionList {

@@ -9,6 +9,7 @@ pub mod committer;
 pub mod consumer_driver;
 pub mod dead_letters;
 pub mod embedded;
+pub mod offsets;
 mod partitions;
 pub mod producer;
 pub mod records;

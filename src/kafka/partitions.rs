@@ -307,7 +307,7 @@ impl Partitions {
         Ok(())
     }
 
-    fn tpl(&self, sources: &[SourcePartition]) -> TopicPartitionList {
+    pub fn tpl(&self, sources: &[SourcePartition]) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
         for source in sources {
             tpl.add_partition(self.topic_name(source.topic), source.partition);

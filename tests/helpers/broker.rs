@@ -1,0 +1,92 @@
+//! A test broker of the test's own, for tests that stop and restart it or
+//! need what the shared one's in-memory storage does not give: with
+//! file-backed storage (`sqlite://`), a restart keeps the topics, records,
+//! transactions and group offsets, and end offsets are exact (the in-memory
+//! storage can answer a partition's end offset with that of an earlier batch
+//! written in the same millisecond).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+pub struct OwnBroker {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl OwnBroker {
+    /// A new broker with empty storage in a temporary directory named after
+    /// `name`, on a free loopback port.
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("arus-{name}-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("broker dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut broker = Self {
+            child: None,
+            dir,
+            port,
+        };
+        broker.restart();
+        broker
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same storage and port.
+    pub fn restart(&mut self) {
+        let url = format!("tcp://{}", self.address());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .expect("broker log");
+        let child = Command::new("nisshi")
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://broker.db",
+            ])
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("the test broker (nisshi) is on PATH: run the tests with scripts/test.sh");
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(self.address()).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "broker did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills it; its storage stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

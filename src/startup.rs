@@ -145,6 +145,7 @@ impl Application {
             consumption: driver.consumption(),
             router: Arc::clone(&router),
             lag,
+            requests: crate::http::request_metrics::RequestMetrics::default(),
             rate_limiter: crate::http::rate_limit::RateLimiter::new(
                 settings.security.rate_limit_events_per_second,
                 settings.security.rate_limit_burst,
@@ -159,13 +160,19 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
         };
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-                .workers(workers)
-                // Signals are handled by run_until_stopped, in the shutdown order.
-                .disable_signals()
-                .listen(listener)?
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    http::request_metrics::record,
+                ))
+                .configure(http::routes)
+        })
+        .workers(workers)
+        // Signals are handled by run_until_stopped, in the shutdown order.
+        .disable_signals()
+        .listen(listener)?
+        .run();
         info!(port, instance = %settings.instance_id, brokers = %brokers, "arus listening");
         Ok(Self {
             port,

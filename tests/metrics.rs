@@ -26,6 +26,8 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
     })
     .await;
 
+    let (status, _) = app.get("/no-such-route").await;
+    assert_eq!(status, 404);
     let (status, text) = app.get_text("/metrics").await;
     assert_eq!(status, 200);
     assert!(
@@ -45,5 +47,31 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
     assert_eq!(value("arus_assigned_partitions"), 9.0);
     assert_eq!(value("arus_ready"), 1.0);
     assert!(value("arus_transactions_committed_total") >= 1.0);
+    assert_eq!(value("arus_produce_failures_total"), 0.0);
+
+    // Latency histograms: one observation per acknowledged record, per
+    // commit, per request of each route and status.
+    assert_eq!(value("arus_produce_acknowledged_seconds_count"), 1_004.0);
+    assert_eq!(
+        value(r#"arus_produce_acknowledged_seconds_bucket{le="+Inf"}"#),
+        1_004.0
+    );
+    // The commit counter and histogram are read a moment apart.
+    let commits = value("arus_commit_seconds_count");
+    assert!(
+        (commits - value("arus_transactions_committed_total")).abs() <= 1.0,
+        "{text}"
+    );
+    let request = |route: &str, method: &str, status: u16| {
+        m.get(&format!(
+            r#"arus_http_request_duration_seconds_count{{route="{route}",method="{method}",status="{status}"}}"#
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    assert_eq!(request("/events/batch-events", "POST", 201), 4.0, "{text}");
+    assert_eq!(request("/events/user-event", "POST", 201), 4.0);
+    assert_eq!(request("unmatched", "GET", 404), 1.0);
+    assert_eq!(request("/events/user-event", "POST", 400), 0.0);
     app.stop().await;
 }

@@ -45,4 +45,4 @@ pub use partition_consumer::{
 };
 pub use read_model::ReadModel;
 pub use router::{key_hash, BreakerView, MetricSet, Router, METRICS};
-pub use stats::ConsumerStats;
+pub use stats::{ConsumerStats, Histogram, HistogramSnapshot};

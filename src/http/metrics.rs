@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
-use arus_actors::ConsumerStats;
+use arus_actors::{ConsumerStats, HistogramSnapshot};
 
 use super::AppState;
 use crate::lag::{LagView, PartitionLag};
@@ -33,6 +33,69 @@ fn labelled(
             "{name}{{metric=\"{metric}\",shard=\"{shard}\"}} {value}"
         );
     }
+}
+
+/// One histogram family: HELP and TYPE, then for each series (its labels
+/// written as `key="value",`) the buckets, `+Inf`, sum and count.
+fn histograms<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (String, &'a HistogramSnapshot)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (labels, h) in series {
+        for (bound, n) in &h.cumulative {
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", h.count);
+        let bare = labels.trim_end_matches(',');
+        let labels = if bare.is_empty() {
+            String::new()
+        } else {
+            format!("{{{bare}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{labels} {}", h.sum_seconds);
+        let _ = writeln!(out, "{name}_count{labels} {}", h.count);
+    }
+}
+
+fn latency_histograms(out: &mut String, state: &AppState) {
+    let single = [
+        (
+            "arus_produce_acknowledged_seconds",
+            "Time from handing an ingested record to the producer to Kafka's acknowledgement.",
+            state.producer.acknowledged_seconds.snapshot(),
+        ),
+        (
+            "arus_commit_seconds",
+            "Time one commit's transaction (state, offsets, commit) took.",
+            state.stats.commit_seconds.snapshot(),
+        ),
+        (
+            "arus_batch_process_seconds",
+            "Time the partition consumers took with one poll's records.",
+            state.stats.batch_seconds.snapshot(),
+        ),
+    ];
+    for (name, help, h) in &single {
+        histograms(out, name, help, [(String::new(), h)]);
+    }
+    let requests = state.requests.snapshot();
+    histograms(
+        out,
+        "arus_http_request_duration_seconds",
+        "HTTP requests by route pattern, method and status, and how long they took.",
+        requests.iter().map(|((route, method, status), h)| {
+            (
+                format!(
+                    "route=\"{}\",method=\"{method}\",status=\"{status}\",",
+                    label_value(route)
+                ),
+                h,
+            )
+        }),
+    );
 }
 
 /// A label value as the text format wants it: backslash, quote and newline escaped.
@@ -111,6 +174,11 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             "arus_events_ingested_total",
             "Events written to Kafka by this instance's ingest endpoints.",
             state.ingested.load(Ordering::Relaxed),
+        ),
+        (
+            "arus_produce_failures_total",
+            "Ingested records Kafka did not take or acknowledge in time (answered 503).",
+            state.producer.failed.load(Ordering::Relaxed),
         ),
         (
             "arus_records_consumed_total",
@@ -229,6 +297,7 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         u8::from(state.consumption.paused()),
     );
     lag_samples(&mut out, &state.lag);
+    latency_histograms(&mut out, &state);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

@@ -9,6 +9,7 @@ mod lag;
 mod metrics;
 mod query;
 pub mod rate_limit;
+pub mod request_metrics;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub struct AppState {
     pub consumption: Consumption,
     pub router: Arc<Router>,
     pub lag: Arc<crate::lag::LagView>,
+    pub requests: request_metrics::RequestMetrics,
     /// `None` when off.
     pub rate_limiter: Option<rate_limit::RateLimiter>,
     /// Events this instance's ingest endpoints wrote (acknowledged by Kafka).

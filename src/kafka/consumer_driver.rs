@@ -517,10 +517,15 @@ impl PollLoop {
                 }
             }
         }
+        let started = Instant::now();
         let results =
             block_on(join_all(sends.into_iter().map(
                 |(source, epoch, send)| async move { (source, epoch, send.await) },
             )));
+        self.partitions
+            .stats
+            .batch_seconds
+            .observe(started.elapsed());
         let mut slots = self.partitions.slots();
         for (source, epoch, result) in results {
             let outcome = result

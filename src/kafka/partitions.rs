@@ -210,8 +210,10 @@ impl Partitions {
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("the consumer has no group metadata"))?;
         let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
         match committer.commit(&out, &offsets, &group) {
             Ok(()) => {
+                self.stats.commit_seconds.observe(started.elapsed());
                 self.aborts.lock().unwrap_or_else(|p| p.into_inner()).1 = 0;
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);

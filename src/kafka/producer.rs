@@ -71,6 +71,10 @@ pub struct EventProducer {
     /// message timeout is checked only now and then, and a producer that
     /// cannot reach its broker may hold a record past it.
     deadline: Duration,
+    /// Time from handing a record to librdkafka to its acknowledgement.
+    pub acknowledged_seconds: arus_actors::Histogram,
+    /// Records not written (refused, not acknowledged, or too late).
+    pub failed: std::sync::atomic::AtomicU64,
 }
 
 impl EventProducer {
@@ -82,6 +86,8 @@ impl EventProducer {
             generation: std::sync::atomic::AtomicU64::new(0),
             source: format!("arus/{}", settings.instance_id),
             deadline: Duration::from_millis(settings.kafka.produce_timeout_ms),
+            acknowledged_seconds: arus_actors::Histogram::default(),
+            failed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -140,6 +146,25 @@ impl EventProducer {
     }
 
     async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<Written, ProduceError>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        let started = std::time::Instant::now();
+        let result = self.deliver_once(record).await;
+        match &result {
+            Ok(_) => self.acknowledged_seconds.observe(started.elapsed()),
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    async fn deliver_once<K, P>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+    ) -> Result<Written, ProduceError>
     where
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,

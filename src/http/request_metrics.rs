@@ -1,0 +1,67 @@
+//! Request counts and latency by route, method and status, for `/metrics`.
+//! The route is the pattern that matched (`/events/analytics/users/{user_id}`),
+//! never the raw path, so the number of series stays bounded.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use arus_actors::{Histogram, HistogramSnapshot};
+use dashmap::DashMap;
+
+use super::AppState;
+
+/// (route, method, status).
+pub type RequestKind = (String, String, u16);
+
+#[derive(Default)]
+pub struct RequestMetrics {
+    by_kind: DashMap<RequestKind, Histogram>,
+}
+
+impl RequestMetrics {
+    pub fn observe(&self, kind: RequestKind, took: std::time::Duration) {
+        if let Some(h) = self.by_kind.get(&kind) {
+            h.observe(took);
+            return;
+        }
+        self.by_kind.entry(kind).or_default().observe(took);
+    }
+
+    /// Every series, sorted by route, method, status.
+    pub fn snapshot(&self) -> Vec<(RequestKind, HistogramSnapshot)> {
+        let mut all: Vec<_> = self
+            .by_kind
+            .iter()
+            .map(|e| (e.key().clone(), e.value().snapshot()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+/// The middleware: times every request through to its response.
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let result = next.call(req).await;
+    if let Some(state) = state {
+        let status = match &result {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.as_response_error().status_code().as_u16(),
+        };
+        state
+            .requests
+            .observe((route, method, status), started.elapsed());
+    }
+    result
+}

@@ -8,6 +8,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/install-deps.sh
 scripts/test-broker.sh install
+ARUS_TEST_OTLP_RECEIVER=$(scripts/otlp-receiver.sh install)
+export ARUS_TEST_OTLP_RECEIVER
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check

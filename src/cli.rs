@@ -31,19 +31,21 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            telemetry::init();
-            telemetry::exit_on_panic();
             let settings = Loader::new()
                 .file(config.as_deref())
                 .env(std::env::vars())
                 .load()
                 .context("loading configuration")?;
-            actix_web::rt::System::new().block_on(async move {
+            telemetry::init_from(&settings.telemetry, &settings.instance_id)?;
+            telemetry::exit_on_panic();
+            let result = actix_web::rt::System::new().block_on(async move {
                 Application::build(settings)
                     .await?
                     .run_until_stopped()
                     .await
-            })
+            });
+            telemetry::shutdown();
+            result
         }
     }
 }

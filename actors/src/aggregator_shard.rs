@@ -20,6 +20,9 @@ use std::sync::Arc;
 pub struct Apply {
     pub source: SourcePartition,
     pub events: Vec<(i64, Arc<Event>)>,
+    /// The consume spans of the traced events among them, in offset order:
+    /// each gets an `apply` child span here.
+    pub traces: Vec<(i64, tracing::Span)>,
 }
 
 /// What a shard did with an [`Apply`].
@@ -111,7 +114,19 @@ impl<M: Metric> Handler<Apply> for AggregatorShard<M> {
             }));
         }
         let mut outcome = ApplyOutcome::default();
+        let mut traces = msg.traces.iter().peekable();
         for (offset, event) in &msg.events {
+            let _span = traces.next_if(|(o, _)| o == offset).map(|(_, parent)| {
+                tracing::info_span!(
+                    parent: parent,
+                    "apply",
+                    otel.name = %format!("apply {}", M::NAME),
+                    metric = M::NAME,
+                    shard = self.index,
+                    offset = *offset,
+                )
+                .entered()
+            });
             if self.state.apply(msg.source, *offset, event) {
                 outcome.applied += 1;
             } else {

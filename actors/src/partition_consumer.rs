@@ -32,6 +32,20 @@ use crate::stats::ConsumerStats;
 #[rtype(result = "Result<BatchOutcome, ProcessError>")]
 pub struct ProcessBatch {
     pub records: Vec<RawRecord>,
+    /// The spans of the traced records among them (those whose producer
+    /// sent a trace context), by offset, in offset order: each event's
+    /// `apply` spans are their children. Empty when tracing is off.
+    pub traces: Vec<(i64, tracing::Span)>,
+}
+
+impl ProcessBatch {
+    /// A batch with no traced records.
+    pub fn of(records: Vec<RawRecord>) -> Self {
+        Self {
+            records,
+            traces: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -457,6 +471,7 @@ impl Handler<ProcessBatch> for PartitionConsumer {
         let mut batch_ids = HashSet::new();
         let (mut invalid, mut duplicates) = (0, 0);
         let records = msg.records;
+        let mut traces = msg.traces.into_iter().peekable();
         // Hand-offs are added only after the shards answer: one look per batch.
         let handoffs = self.dedupe.has_handoffs();
         for (index, record) in records.iter().enumerate() {
@@ -486,10 +501,16 @@ impl Handler<ProcessBatch> for PartitionConsumer {
                 }
             }
             if !metrics.is_empty() {
+                // Both in offset order: skip the spans of records not routed.
+                while traces.next_if(|(o, _)| *o < record.offset).is_some() {}
+                let trace = traces
+                    .next_if(|(o, _)| *o == record.offset)
+                    .map(|(_, span)| span);
                 routed.push(Routed {
                     offset: record.offset,
                     event: Arc::new(event),
                     metrics,
+                    trace,
                 });
             }
             tracked.push(t);
@@ -617,9 +638,7 @@ mod tests {
             ),
         ];
         let outcome = consumer
-            .send(ProcessBatch {
-                records: batch.clone(),
-            })
+            .send(ProcessBatch::of(batch.clone()))
             .await
             .expect("delivered")
             .expect("applied");
@@ -637,7 +656,7 @@ mod tests {
         // The same records again, as after a crash before the commit: the
         // state's as_of offsets make them no-ops.
         let again = consumer
-            .send(ProcessBatch { records: batch })
+            .send(ProcessBatch::of(batch))
             .await
             .expect("delivered")
             .expect("applied");
@@ -731,9 +750,7 @@ mod tests {
             record(2, r#"{"userId":"a","eventType":"view"}"#),
         ];
         let outcome = consumer
-            .send(ProcessBatch {
-                records: batch.clone(),
-            })
+            .send(ProcessBatch::of(batch.clone()))
             .await
             .expect("delivered")
             .expect("processed");
@@ -760,9 +777,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let retried = as_retry_topic(0, &flushed.retries);
         let outcome = retrier
-            .send(ProcessBatch {
-                records: retried.clone(),
-            })
+            .send(ProcessBatch::of(retried.clone()))
             .await
             .expect("delivered")
             .expect("processed");
@@ -770,9 +785,7 @@ mod tests {
         // The same retry records again, as a broker showing an aborted
         // transaction's copy next to the committed one: all dropped.
         let again = retrier
-            .send(ProcessBatch {
-                records: as_retry_topic(3, &flushed.retries),
-            })
+            .send(ProcessBatch::of(as_retry_topic(3, &flushed.retries)))
             .await
             .expect("delivered")
             .expect("processed");
@@ -780,7 +793,7 @@ mod tests {
         // A replay of the input batch (a crash before the commit): the
         // users hop is handed over again, not applied here.
         let replay = consumer
-            .send(ProcessBatch { records: batch })
+            .send(ProcessBatch::of(batch))
             .await
             .expect("delivered")
             .expect("processed");
@@ -788,9 +801,7 @@ mod tests {
         let flushed_again = consumer.send(FlushPartition).await.expect("flushed");
         // ... and that copy is dropped by the retry partition too.
         let third = retrier
-            .send(ProcessBatch {
-                records: as_retry_topic(6, &flushed_again.retries),
-            })
+            .send(ProcessBatch::of(as_retry_topic(6, &flushed_again.retries)))
             .await
             .expect("delivered")
             .expect("processed");
@@ -826,9 +837,10 @@ mod tests {
             .expect("delivered");
         for offset in 0..3 {
             let outcome = consumer
-                .send(ProcessBatch {
-                    records: vec![record(offset, r#"{"userId":"c","eventType":"login"}"#)],
-                })
+                .send(ProcessBatch::of(vec![record(
+                    offset,
+                    r#"{"userId":"c","eventType":"login"}"#,
+                )]))
                 .await
                 .expect("delivered")
                 .expect("processed");
@@ -850,9 +862,7 @@ mod tests {
         let mut last = flushed.retries[2].clone();
         last.attempt = 3;
         let outcome = retrier
-            .send(ProcessBatch {
-                records: as_retry_topic(0, &[last]),
-            })
+            .send(ProcessBatch::of(as_retry_topic(0, &[last])))
             .await
             .expect("delivered")
             .expect("processed");

@@ -70,6 +70,8 @@ pub struct Routed {
     pub offset: i64,
     pub event: Arc<Event>,
     pub metrics: MetricSet,
+    /// The record's consume span, when it is traced.
+    pub trace: Option<tracing::Span>,
 }
 
 /// One shard's part of a batch, with the breaker of the hop to it.
@@ -205,19 +207,31 @@ impl Router {
     pub fn split(&self, source: SourcePartition, events: &[Routed]) -> Vec<Hop> {
         let mut out = Vec::new();
         for (index, route) in self.routes.iter().enumerate() {
-            let mut per_shard: Vec<Vec<(i64, Arc<Event>)>> = vec![Vec::new(); route.shards.len()];
+            let mut per_shard: Vec<Apply> = (0..route.shards.len())
+                .map(|_| Apply {
+                    source,
+                    events: Vec::new(),
+                    traces: Vec::new(),
+                })
+                .collect();
             for routed in events.iter().filter(|r| r.metrics.contains(index)) {
                 if let Some(key) = (route.key)(&routed.event) {
-                    per_shard[route.shard_of(key)].push((routed.offset, Arc::clone(&routed.event)));
+                    let apply = &mut per_shard[route.shard_of(key)];
+                    apply
+                        .events
+                        .push((routed.offset, Arc::clone(&routed.event)));
+                    if let Some(span) = &routed.trace {
+                        apply.traces.push((routed.offset, span.clone()));
+                    }
                 }
             }
-            for (shard, events) in per_shard.into_iter().enumerate() {
-                if !events.is_empty() {
+            for (shard, apply) in per_shard.into_iter().enumerate() {
+                if !apply.events.is_empty() {
                     out.push(Hop {
                         metric: route.metric,
                         shard,
                         recipient: route.shards[shard].apply.clone(),
-                        apply: Apply { source, events },
+                        apply,
                         breaker: Arc::clone(&route.breakers[shard]),
                     });
                 }

@@ -15,7 +15,7 @@ pub use layers::{ConfigError, Loader};
 pub use settings::{
     AggregatorSettings, BreakerSettings, ChaosSettings, ClientOverrides, Compression,
     ConsumerSettings, HttpSettings, KafkaSettings, LagSettings, RetrySettings, Secret,
-    SecuritySettings, Settings, ShutdownSettings, TopicSettings, Topics,
+    SecuritySettings, Settings, ShutdownSettings, TelemetrySettings, TopicSettings, Topics,
 };
 
 /// The embedded defaults, `config/default.toml`.

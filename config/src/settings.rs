@@ -20,6 +20,7 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub breaker: BreakerSettings,
     pub lag: LagSettings,
+    pub telemetry: TelemetrySettings,
     pub chaos: ChaosSettings,
     pub shutdown: ShutdownSettings,
 }
@@ -196,6 +197,16 @@ pub struct BreakerSettings {
     pub open_ms: u64,
 }
 
+/// Logs and traces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: String,
+    pub otlp_endpoint: String,
+    pub sampling_ratio: f64,
+    pub service_name: String,
+}
+
 /// The consumer-lag monitor and its alerts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -333,6 +344,30 @@ impl Settings {
             1,
         )?;
         at_least("breaker.open_ms", self.breaker.open_ms as i64, 1)?;
+
+        let t = &self.telemetry;
+        if !["pretty", "json"].contains(&t.log_format.as_str()) {
+            return Err(invalid(
+                "telemetry.log_format",
+                format!("must be pretty or json (got {:?})", t.log_format),
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.sampling_ratio) {
+            return Err(invalid(
+                "telemetry.sampling_ratio",
+                format!("must be between 0 and 1 (got {})", t.sampling_ratio),
+            ));
+        }
+        if !t.otlp_endpoint.is_empty() && !t.otlp_endpoint.starts_with("http://") {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                format!(
+                    "must be an http:// URL such as http://collector:4318/v1/traces \
+                     (got {:?}); put a collector or TLS proxy beside arus for https",
+                    t.otlp_endpoint
+                ),
+            ));
+        }
 
         let lag = &self.lag;
         at_least("lag.interval_ms", lag.interval_ms as i64, 100)?;

@@ -1,6 +1,8 @@
-//! Request counts and latency by route, method and status, for `/metrics`.
-//! The route is the pattern that matched (`/events/analytics/users/{user_id}`),
-//! never the raw path, so the number of series stays bounded.
+//! Request counts and latency by route, method and status, for `/metrics`,
+//! and, when tracing is on, a server span per request that continues an
+//! incoming `traceparent`. The route is the pattern that matched
+//! (`/events/analytics/users/{user_id}`), never the raw path, so the number
+//! of series stays bounded.
 
 use std::time::Instant;
 
@@ -12,6 +14,8 @@ use arus_actors::{Histogram, HistogramSnapshot};
 use dashmap::DashMap;
 
 use super::AppState;
+use crate::telemetry::{self, propagation};
+use tracing::Instrument as _;
 
 /// (route, method, status).
 pub type RequestKind = (String, String, u16);
@@ -53,12 +57,30 @@ pub async fn record(
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let result = next.call(req).await;
+    // Probes and scrapes come every few seconds and say nothing: untraced.
+    let probe = route.starts_with("/health") || route == "/metrics";
+    let span = if telemetry::tracing_on() && !probe {
+        let span = tracing::info_span!(
+            "http request",
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            url.path = %req.path(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        propagation::continue_trace(&span, &propagation::HttpHeaders(req.headers()));
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let result = next.call(req).instrument(span.clone()).await;
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.as_response_error().status_code().as_u16(),
+    };
+    span.record("http.response.status_code", status);
     if let Some(state) = state {
-        let status = match &result {
-            Ok(response) => response.status().as_u16(),
-            Err(error) => error.as_response_error().status_code().as_u16(),
-        };
         state
             .requests
             .observe((route, method, status), started.elapsed());

@@ -40,6 +40,7 @@ use super::committer::Committer;
 use super::partitions::{DriverContext, Partitions, RestoreDone, Slot};
 use super::{client_config, records};
 use crate::health::Health;
+use crate::telemetry::propagation;
 
 /// The partitions this instance holds right now.
 #[derive(Clone)]
@@ -247,6 +248,7 @@ impl PollLoop {
             fenced: AtomicBool::new(false),
             fatal: Mutex::new(None),
             aborts: Mutex::new((String::new(), 0)),
+            trace_links: Mutex::new(Vec::new()),
             restored: Mutex::new(restored_tx),
         });
         let consumer: BaseConsumer<DriverContext> =
@@ -499,6 +501,36 @@ impl PollLoop {
         tpl
     }
 
+    /// When tracing is on: a consume span for each record that carries a
+    /// trace context, continuing its producer's trace; the next commit's
+    /// span links to them.
+    fn trace_spans(
+        &self,
+        source: SourcePartition,
+        records: &[RawRecord],
+    ) -> Vec<(i64, tracing::Span)> {
+        if !crate::telemetry::tracing_on() {
+            return Vec::new();
+        }
+        let topic = self.partitions.topic_name(source.topic);
+        let mut spans = Vec::new();
+        for record in records.iter().filter(|r| r.header("traceparent").is_some()) {
+            let span = tracing::info_span!(
+                "process",
+                otel.name = %format!("{topic} process"),
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                messaging.destination.name = %topic,
+                messaging.destination.partition.id = source.partition,
+                messaging.kafka.offset = record.offset,
+            );
+            propagation::continue_trace(&span, &propagation::RecordHeaders(&record.headers));
+            self.partitions.link_to_next_commit(&span);
+            spans.push((record.offset, span));
+        }
+        spans
+    }
+
     /// Hands every partition's batch to its actor and waits for all of them.
     fn dispatch(&self, batches: Batches) -> anyhow::Result<()> {
         let mut sends = Vec::with_capacity(batches.len());
@@ -511,7 +543,8 @@ impl PollLoop {
                         epoch: current,
                         ..
                     }) if *current == epoch => {
-                        sends.push((source, epoch, actor.send(ProcessBatch { records })));
+                        let traces = self.trace_spans(source, &records);
+                        sends.push((source, epoch, actor.send(ProcessBatch { records, traces })));
                     }
                     _ => debug!(%source, "dropped records of a partition no longer assigned"),
                 }

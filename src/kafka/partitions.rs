@@ -32,6 +32,7 @@ use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{error, info, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::changelog_reader;
 use super::committer::{CommitError, Committer, Outputs};
@@ -82,7 +83,14 @@ pub(super) struct Partitions {
     pub aborts: Mutex<(String, u32)>,
     /// Where restore threads report; the poll loop holds the receiver.
     pub restored: Mutex<mpsc::Sender<RestoreDone>>,
+    /// When tracing: the consume spans of the records the next commit
+    /// covers, which its span links to (at most [`MAX_COMMIT_LINKS`]).
+    pub trace_links: Mutex<Vec<opentelemetry::trace::SpanContext>>,
 }
+
+/// Most links one commit span carries; a commit of more traced records
+/// links the first ones.
+const MAX_COMMIT_LINKS: usize = 128;
 
 /// A finished read of the changelog for some partitions, each with the
 /// epoch of the assignment it was started for.
@@ -97,6 +105,14 @@ impl Partitions {
     pub fn slots(&self) -> MutexGuard<'_, HashMap<SourcePartition, Slot>> {
         // A poisoned lock means a panic elsewhere, which ends the process anyway.
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Links `span` (a record's consume span) from the next commit's span.
+    pub fn link_to_next_commit(&self, span: &tracing::Span) {
+        let mut links = self.trace_links.lock().unwrap_or_else(|p| p.into_inner());
+        if links.len() < MAX_COMMIT_LINKS {
+            links.push(crate::telemetry::propagation::span_context(span));
+        }
     }
 
     pub fn input(&self, topic: &str) -> Option<InputTopic> {
@@ -172,6 +188,28 @@ impl Partitions {
     /// before the pending offsets, and both go into one transaction. An
     /// aborted transaction rolls every assigned partition back to its last
     /// commit.
+    /// The commit's span, linked to the consume spans of the traced records
+    /// it covers; none when tracing is off.
+    fn commit_span(&self, out: &Outputs, partitions: usize) -> tracing::Span {
+        let links =
+            std::mem::take(&mut *self.trace_links.lock().unwrap_or_else(|p| p.into_inner()));
+        if !crate::telemetry::tracing_on() {
+            return tracing::Span::none();
+        }
+        let span = tracing::info_span!(
+            "commit",
+            otel.name = "changelog commit",
+            otel.kind = "producer",
+            changelog.entries = (out.updates.len() + out.deletes.len()) as u64,
+            offsets.partitions = partitions as u64,
+            traced.records = links.len() as u64,
+        );
+        for link in links {
+            span.add_link(link);
+        }
+        span
+    }
+
     pub fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
         let mut out = Outputs {
             updates: block_on(self.router.flush())?,
@@ -210,6 +248,8 @@ impl Partitions {
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("the consumer has no group metadata"))?;
         let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        let span = self.commit_span(&out, offsets.count());
+        let _entered = span.enter();
         let started = std::time::Instant::now();
         match committer.commit(&out, &offsets, &group) {
             Ok(()) => {

@@ -8,6 +8,7 @@ use arus_config::Settings;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tracing::Instrument as _;
 
 use super::{client_config, records};
 
@@ -101,7 +102,21 @@ impl EventProducer {
         payload: &[u8],
         correlation_id: &str,
     ) -> Result<Written, ProduceError> {
-        let headers = OwnedHeaders::new()
+        let span = if crate::telemetry::tracing_on() {
+            tracing::info_span!(
+                "publish",
+                otel.name = %format!("{topic} publish"),
+                otel.kind = "producer",
+                messaging.system = "kafka",
+                messaging.destination.name = %topic,
+                messaging.kafka.message.key = %key,
+                messaging.destination.partition.id = tracing::field::Empty,
+                messaging.kafka.offset = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: "correlation-id",
                 value: Some(correlation_id),
@@ -114,11 +129,28 @@ impl EventProducer {
                 key: arus_actors::source::SCHEMA_VERSION_HEADER,
                 value: Some(arus_actors::source::SCHEMA_VERSIONS[0]),
             });
+        // The consumer's span continues this one's trace.
+        let trace_headers = if crate::telemetry::tracing_on() {
+            crate::telemetry::propagation::headers_of(&span)
+        } else {
+            Vec::new()
+        };
+        for (name, value) in trace_headers {
+            headers = headers.insert(Header {
+                key: &name,
+                value: Some(&value),
+            });
+        }
         let record = FutureRecord::to(topic)
             .key(key)
             .payload(payload)
             .headers(headers);
-        self.deliver(record).await
+        let written = self.deliver(record).instrument(span.clone()).await;
+        if let Ok(w) = &written {
+            span.record("messaging.destination.partition.id", w.partition);
+            span.record("messaging.kafka.offset", w.offset);
+        }
+        written
     }
 
     /// Writes a record as given (a dead letter's replay): key, value and

@@ -73,5 +73,20 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
     assert_eq!(request("/events/user-event", "POST", 201), 4.0);
     assert_eq!(request("unmatched", "GET", 404), 1.0);
     assert_eq!(request("/events/user-event", "POST", 400), 0.0);
+
+    // Every series the Grafana dashboard plots is one this scrape has.
+    let dashboard = include_str!("../k8s/grafana/arus-dashboard.json");
+    let plotted: std::collections::BTreeSet<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("arus_"))
+        .collect();
+    assert!(plotted.len() >= 20, "{plotted:?}");
+    for name in plotted {
+        assert!(
+            m.keys()
+                .any(|k| k == name || k.starts_with(&format!("{name}{{"))),
+            "the dashboard plots {name}, which /metrics does not have"
+        );
+    }
     app.stop().await;
 }

@@ -5,7 +5,6 @@
 //! storage can answer a partition's end offset with that of an earlier batch
 //! written in the same millisecond).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,10 +23,7 @@ impl OwnBroker {
     pub fn start(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("arus-{name}-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("broker dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = super::process::free_port();
         let mut broker = Self {
             child: None,
             dir,

@@ -48,6 +48,14 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
     assert_eq!(value("arus_ready"), 1.0);
     assert!(value("arus_transactions_committed_total") >= 1.0);
     assert_eq!(value("arus_produce_failures_total"), 0.0);
+    // Idle: nothing queued at any shard.
+    let depths: Vec<f64> = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("arus_shard_mailbox_depth{"))
+        .map(|(_, v)| *v)
+        .collect();
+    // 4 metrics × 2 shards.
+    assert_eq!(depths, vec![0.0; 8], "{text}");
 
     // Latency histograms: one observation per acknowledged record, per
     // commit, per request of each route and status.

@@ -440,7 +440,10 @@ async fn send_hop(hop: Hop) -> (&'static str, usize, Result<ApplyOutcome, Proces
             Err(ProcessError::BreakerOpen { metric, shard }),
         );
     }
-    let result = match hop.recipient.send(hop.apply).await {
+    let in_flight = hop.in_flight_guard();
+    let answer = hop.recipient.send(hop.apply).await;
+    drop(in_flight);
+    let result = match answer {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(refused)) => Err(ProcessError::ShardRefused(refused)),
         Err(source) => Err(ProcessError::ShardUnavailable {
@@ -607,6 +610,46 @@ mod tests {
             base: Duration::from_millis(10),
             max: Duration::from_millis(40),
         }
+    }
+
+    #[actix::test]
+    async fn a_hop_counts_as_in_flight_until_its_shard_answers() {
+        let arbiters = [Arbiter::current()];
+        let router = Router::start(1, 4, breaker_config(), &arbiters);
+        let source = SourcePartition::new(InputTopic::UserEvents, 0);
+        let event = decode(
+            source.topic,
+            &record(0, r#"{"userId":"d","eventType":"login"}"#),
+        )
+        .expect("valid");
+        let routed = [Routed {
+            offset: 0,
+            event: Arc::new(event),
+            metrics: MetricSet::ALL,
+            trace: None,
+        }];
+        let depth = |router: &Router| -> Vec<(&'static str, u64)> {
+            router
+                .breakers()
+                .iter()
+                .map(|b| (b.metric, b.in_flight))
+                .collect()
+        };
+        let mut hops = router.split(source, &routed);
+        // A user event goes to event counts, users and sessions.
+        assert_eq!(hops.len(), 3);
+        let first = hops.remove(0);
+        let (a, b) = (first.in_flight_guard(), first.in_flight_guard());
+        assert!(
+            depth(&router).contains(&(first.metric, 2)),
+            "{:?}",
+            depth(&router)
+        );
+        drop((a, b));
+        assert!(depth(&router).iter().all(|(_, n)| *n == 0));
+        let (_, _, answer) = send_hop(first).await;
+        assert_eq!(answer.expect("applied").applied, 1);
+        assert!(depth(&router).iter().all(|(_, n)| *n == 0));
     }
 
     #[actix::test]

@@ -1,6 +1,7 @@
 //! Routing events to aggregator shards: per metric, by a stable hash of the
 //! metric's key, so one key always lands on one shard and keeps its order.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -81,11 +82,29 @@ pub struct Hop {
     pub recipient: Recipient<Apply>,
     pub apply: Apply,
     pub breaker: Arc<Mutex<Breaker>>,
+    /// Apply messages sent to this shard and not yet answered.
+    pub in_flight: Arc<AtomicU64>,
 }
 
 impl Hop {
     pub fn breaker(&self) -> MutexGuard<'_, Breaker> {
         self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one message to the shard as in flight until the guard drops
+    /// (answered, failed or abandoned).
+    pub fn in_flight_guard(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(&self.in_flight))
+    }
+}
+
+/// See [`Hop::in_flight_guard`].
+pub struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -97,6 +116,8 @@ pub struct BreakerView {
     /// 0 closed, 1 open, 2 half open.
     pub state: u8,
     pub times_opened: u64,
+    /// Apply messages in the shard's mailbox or being applied: its depth.
+    pub in_flight: u64,
 }
 
 struct Route {
@@ -104,6 +125,7 @@ struct Route {
     key: fn(&Event) -> Option<&str>,
     shards: Vec<Shard>,
     breakers: Vec<Arc<Mutex<Breaker>>>,
+    in_flight: Vec<Arc<AtomicU64>>,
 }
 
 /// One shard's mailboxes, by message.
@@ -166,6 +188,7 @@ impl ShardSpawner<'_> {
             key: M::shard_key,
             shards,
             breakers,
+            in_flight: (0..self.shards).map(|_| Arc::default()).collect(),
         }
     }
 }
@@ -233,6 +256,7 @@ impl Router {
                         recipient: route.shards[shard].apply.clone(),
                         apply,
                         breaker: Arc::clone(&route.breakers[shard]),
+                        in_flight: Arc::clone(&route.in_flight[shard]),
                     });
                 }
             }
@@ -271,6 +295,7 @@ impl Router {
                     shard,
                     state: b.state().as_u8(),
                     times_opened: b.times_opened(),
+                    in_flight: route.in_flight[shard].load(Ordering::Relaxed),
                 });
             }
         }

@@ -289,6 +289,13 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         "Times each hop's circuit breaker opened.",
         breakers.iter().map(|b| (b.metric, b.shard, b.times_opened)),
     );
+    labelled(
+        &mut out,
+        "arus_shard_mailbox_depth",
+        "gauge",
+        "Apply messages queued at or being applied by each aggregator shard.",
+        breakers.iter().map(|b| (b.metric, b.shard, b.in_flight)),
+    );
     metric(
         &mut out,
         "arus_consumer_paused",

@@ -206,6 +206,33 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_map_loads() {
+        let map = include_str!("../../k8s/configmap.yaml");
+        let data: Vec<(String, String)> = map
+            .split_once("\ndata:\n")
+            .expect("a data section")
+            .1
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.split_once(": ")?;
+                Some((k.to_string(), v.trim_matches('"').to_string()))
+            })
+            .collect();
+        assert!(data.len() >= 10, "{data:?}");
+        let s = Loader::new()
+            .env(data)
+            .load()
+            .expect("the config map loads");
+        assert_eq!(s.kafka.partitions, 6);
+        assert_eq!(s.telemetry.log_format, "json");
+        assert_eq!(s.telemetry.sampling_ratio, 0.1);
+        assert_eq!(s.lag.alert_threshold, 10_000);
+        assert_eq!(s.lag.webhook_url, "http://alert-webhook:8080/arus-lag");
+    }
+
+    #[test]
     fn env_overrides_take_the_defaults_type() {
         let s = Loader::new()
             .env(env(&[

@@ -206,6 +206,30 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_must_be_plain_http_or_empty() {
+        for key in ["ARUS__LAG__WEBHOOK_URL", "ARUS__TELEMETRY__OTLP_ENDPOINT"] {
+            let error = Loader::new()
+                .env(env(&[(key, "https://receiver:443/x")]))
+                .load()
+                .expect_err("https is refused");
+            let name = key
+                .trim_start_matches("ARUS__")
+                .replace("__", ".")
+                .to_lowercase();
+            let text = error.to_string();
+            assert!(
+                text.starts_with(&format!("{name}: must be an http:// URL")),
+                "{text}"
+            );
+            assert!(text.contains("\"https://receiver:443/x\""), "{text}");
+            Loader::new()
+                .env(env(&[(key, "http://receiver:8080/x")]))
+                .load()
+                .expect("http is accepted");
+        }
+    }
+
+    #[test]
     fn the_kubernetes_config_map_loads() {
         let map = include_str!("../../k8s/configmap.yaml");
         let data: Vec<(String, String)> = map

@@ -284,6 +284,21 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// An `http://` URL or nothing: arus has no TLS client; a collector or
+/// proxy beside it terminates TLS.
+fn plain_http_or_empty(key: &str, value: &str, hint: &str) -> Result<(), ConfigError> {
+    if value.is_empty() || value.starts_with("http://") {
+        return Ok(());
+    }
+    Err(invalid(
+        key,
+        format!(
+            "must be an http:// URL, {hint} (got {value:?}); \
+             put a collector or TLS-terminating proxy beside arus for https"
+        ),
+    ))
+}
+
 fn at_least(key: &str, value: i64, min: i64) -> Result<(), ConfigError> {
     if value < min {
         return Err(invalid(
@@ -358,16 +373,11 @@ impl Settings {
                 format!("must be between 0 and 1 (got {})", t.sampling_ratio),
             ));
         }
-        if !t.otlp_endpoint.is_empty() && !t.otlp_endpoint.starts_with("http://") {
-            return Err(invalid(
-                "telemetry.otlp_endpoint",
-                format!(
-                    "must be an http:// URL such as http://collector:4318/v1/traces \
-                     (got {:?}); put a collector or TLS proxy beside arus for https",
-                    t.otlp_endpoint
-                ),
-            ));
-        }
+        plain_http_or_empty(
+            "telemetry.otlp_endpoint",
+            &t.otlp_endpoint,
+            "such as http://collector:4318/v1/traces",
+        )?;
 
         let lag = &self.lag;
         at_least("lag.interval_ms", lag.interval_ms as i64, 100)?;
@@ -379,16 +389,11 @@ impl Settings {
             1,
         )?;
         at_least("lag.webhook_open_ms", lag.webhook_open_ms as i64, 1)?;
-        if !lag.webhook_url.is_empty() && !lag.webhook_url.starts_with("http://") {
-            return Err(invalid(
-                "lag.webhook_url",
-                format!(
-                    "must be an http:// URL, or empty for no alerts (got {:?}); \
-                     put a TLS-terminating proxy in front of an https receiver",
-                    lag.webhook_url
-                ),
-            ));
-        }
+        plain_http_or_empty(
+            "lag.webhook_url",
+            &lag.webhook_url,
+            "or empty for no alerts",
+        )?;
 
         let k = &self.kafka;
         if k.group_id.trim().is_empty() {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use helpers::process::{free_port, Process};
+use helpers::process::{free_port, wait_listening, Process};
 use helpers::workload::WAIT;
 use helpers::{random_prefix, test_brokers, TestApp};
 use serde_json::json;
@@ -61,14 +61,7 @@ impl Receiver {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("the OTLP receiver starts");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "receiver did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port, "the OTLP receiver");
         Self {
             child,
             output,

@@ -55,13 +55,19 @@ fn log_filter() -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"))
 }
 
+fn pretty_logs() -> Box<dyn Layer<Registry> + Send + Sync> {
+    tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_filter(log_filter())
+        .boxed()
+}
+
 /// Pretty logs only, no traces: what the in-process tests use.
 pub fn init() {
-    let layer = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_filter(log_filter());
     // A second init (tests) is not an error worth failing over.
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(pretty_logs())
+        .try_init();
 }
 
 /// Logs and, when an endpoint is configured, trace export, as `settings`
@@ -73,10 +79,7 @@ pub fn init_from(settings: &TelemetrySettings, instance_id: &str) -> anyhow::Res
             .with_filter(log_filter())
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_target(false)
-            .with_filter(log_filter())
-            .boxed()
+        pretty_logs()
     };
     let traces = match tracer_provider(settings, instance_id)? {
         Some(provider) => {

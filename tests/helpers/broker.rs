@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -61,14 +60,7 @@ impl OwnBroker {
             .spawn()
             .expect("the test broker (nisshi) is on PATH: run the tests with scripts/test.sh");
         self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(self.address()).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "broker did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::process::wait_listening(self.port, "the broker");
     }
 
     /// Kills it; its storage stays.

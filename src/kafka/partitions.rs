@@ -191,11 +191,12 @@ impl Partitions {
     /// The commit's span, linked to the consume spans of the traced records
     /// it covers; none when tracing is off.
     fn commit_span(&self, out: &Outputs, partitions: usize) -> tracing::Span {
-        let links =
-            std::mem::take(&mut *self.trace_links.lock().unwrap_or_else(|p| p.into_inner()));
+        // Links are gathered only while tracing: nothing to take otherwise.
         if !crate::telemetry::tracing_on() {
             return tracing::Span::none();
         }
+        let links =
+            std::mem::take(&mut *self.trace_links.lock().unwrap_or_else(|p| p.into_inner()));
         let span = tracing::info_span!(
             "commit",
             otel.name = "changelog commit",

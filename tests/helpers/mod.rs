@@ -265,6 +265,8 @@ impl TestApp {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
+            // Room for the largest records the tests write (900 KB values).
+            .set("fetch.message.max.bytes", "2000000")
             .create()
             .expect("consumer");
         let mut tpl = rdkafka::TopicPartitionList::new();

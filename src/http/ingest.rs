@@ -43,25 +43,6 @@ fn accepted(event_id: Uuid, topic: &str, written: Written) -> Value {
     })
 }
 
-/// Writes one validated event and answers 201 with where it went.
-async fn write_one(
-    state: &AppState,
-    req: &HttpRequest,
-    topic: &str,
-    user_id: &str,
-    event_id: Uuid,
-    payload: Vec<u8>,
-) -> Result<HttpResponse, ApiError> {
-    let written = state
-        .producer
-        .send(topic, user_id, &payload, &correlation_id(req))
-        .await?;
-    state.ingested.fetch_add(1, Ordering::Relaxed);
-    let mut body = accepted(event_id, topic, written);
-    body["success"] = json!(true);
-    Ok(HttpResponse::Created().json(body))
-}
-
 /// The rate limit, once a request is known good: `cost` events.
 fn limit(state: &AppState, req: &HttpRequest, cost: usize) -> Result<(), ApiError> {
     match &state.rate_limiter {
@@ -70,27 +51,70 @@ fn limit(state: &AppState, req: &HttpRequest, cost: usize) -> Result<(), ApiErro
     }
 }
 
+/// What the two single-event routes take: a user event or a page view.
+trait SingleEvent: Serialize + Sized {
+    fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError>;
+    /// Its eventId, generated now when the client sent none.
+    fn event_id(&mut self) -> Uuid;
+    /// The record key: the user.
+    fn user_id(&self) -> &str;
+}
+
+impl SingleEvent for UserEvent {
+    fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
+        UserEvent::from_json(value, defaults)
+    }
+    fn event_id(&mut self) -> Uuid {
+        *self.event_id.get_or_insert_with(Uuid::new_v4)
+    }
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+}
+
+impl SingleEvent for PageView {
+    fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
+        PageView::from_json(value, defaults)
+    }
+    fn event_id(&mut self) -> Uuid {
+        *self.event_id.get_or_insert_with(Uuid::new_v4)
+    }
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+}
+
+/// Checks, validates and writes one event to `topic`; answers 201 with
+/// where it went once Kafka acknowledged it.
+async fn ingest_one<E: SingleEvent>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    topic: &str,
+) -> Result<HttpResponse, ApiError> {
+    auth::ingest(req, &state.settings.security.ingest_api_keys)?;
+    let value = json_body(state, payload).await?;
+    let mut event = E::from_json(&value, Defaults { now: Utc::now() })?;
+    limit(state, req, 1)?;
+    let event_id = event.event_id();
+    let encoded = encode(&event)?;
+    let written = state
+        .producer
+        .send(topic, event.user_id(), &encoded, &correlation_id(req))
+        .await?;
+    state.ingested.fetch_add(1, Ordering::Relaxed);
+    let mut body = accepted(event_id, topic, written);
+    body["success"] = json!(true);
+    Ok(HttpResponse::Created().json(body))
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn user_event(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
-    let value = json_body(&state, payload).await?;
-    let mut event = UserEvent::from_json(&value, Defaults { now: Utc::now() })?;
-    limit(&state, &req, 1)?;
-    let event_id = *event.event_id.get_or_insert_with(Uuid::new_v4);
-    let payload = encode(&event)?;
-    write_one(
-        &state,
-        &req,
-        &state.user_topic,
-        &event.user_id,
-        event_id,
-        payload,
-    )
-    .await
+    ingest_one::<UserEvent>(&state, &req, payload, &state.user_topic).await
 }
 
 #[tracing::instrument(skip_all)]
@@ -99,21 +123,7 @@ pub async fn page_view(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
-    let value = json_body(&state, payload).await?;
-    let mut view = PageView::from_json(&value, Defaults { now: Utc::now() })?;
-    limit(&state, &req, 1)?;
-    let event_id = *view.event_id.get_or_insert_with(Uuid::new_v4);
-    let payload = encode(&view)?;
-    write_one(
-        &state,
-        &req,
-        &state.page_topic,
-        &view.user_id,
-        event_id,
-        payload,
-    )
-    .await
+    ingest_one::<PageView>(&state, &req, payload, &state.page_topic).await
 }
 
 /// A JSON array of user events (or `{"events": [...]}`), validated whole

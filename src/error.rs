@@ -29,6 +29,10 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The request contradicts the current state (409): another member in
+    /// the group, another reset under way.
+    #[error("{0}")]
+    Conflict(String),
     /// Something the answer needs is not there yet (503, retry shortly).
     #[error("{0}")]
     NotReady(String),
@@ -49,6 +53,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Conflict(_) => "conflict",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Unavailable(ProduceError::TooLarge) => "event_too_large",
             ApiError::Unavailable(_) => "kafka_unavailable",
@@ -69,6 +74,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

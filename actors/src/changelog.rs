@@ -6,6 +6,7 @@
 //! *p* of the changelog holds the state of partition *p* of both input topics,
 //! so restoring a partition reads one changelog partition.
 
+use crate::source::{InputTopic, SourcePartition};
 use crate::state::StateUpdate;
 
 /// A changelog record ready to send.
@@ -49,6 +50,29 @@ pub fn decode(value: Option<&[u8]>) -> Result<Option<StateUpdate>, ChangelogErro
     }
 }
 
+/// What a changelog key names: the metric, the source partition and the
+/// entry's own key (which may itself hold `/`, as URLs do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryKey<'a> {
+    pub metric: &'a str,
+    pub source: SourcePartition,
+    pub key: &'a str,
+}
+
+/// Reads a key written by [`key`]; `None` for anything else.
+pub fn parse_key(key: &str) -> Option<EntryKey<'_>> {
+    let mut parts = key.splitn(4, '/');
+    let metric = parts.next()?;
+    let topic = InputTopic::parse(parts.next()?)?;
+    let partition = parts.next()?.parse().ok()?;
+    let key = parts.next()?;
+    Some(EntryKey {
+        metric,
+        source: SourcePartition::new(topic, partition),
+        key,
+    })
+}
+
 /// The key and partition of a deleted entry's tombstone.
 pub fn tombstone(update: &StateUpdate) -> (i32, String) {
     (update.source().partition, key(update))
@@ -58,7 +82,6 @@ pub fn tombstone(update: &StateUpdate) -> (i32, String) {
 mod tests {
     use super::*;
     use crate::event::EventType;
-    use crate::source::{InputTopic, SourcePartition};
     use crate::state::{Counter, SessionState};
 
     #[test]
@@ -101,5 +124,14 @@ mod tests {
             );
         }
         assert_eq!(decode(None).expect("a tombstone"), None);
+        for (record, update) in records.iter().zip(&updates) {
+            let parsed = parse_key(&record.key).expect("parses");
+            assert_eq!(parsed.metric, update.route().0);
+            assert_eq!(parsed.key, update.route().1);
+            assert_eq!(parsed.source, update.source());
+        }
+        assert_eq!(parse_key("users/nowhere/1/u"), None);
+        assert_eq!(parse_key("users/user-events/x/u"), None);
+        assert_eq!(parse_key("users/user-events/1"), None);
     }
 }

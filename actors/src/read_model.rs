@@ -46,6 +46,18 @@ fn upsert<K: Hash + Eq, E: Entry>(
     }
 }
 
+/// Removes `source`'s entry under `key`, and the key once no partition has one.
+fn remove<K, Q, E>(map: &DashMap<K, PerSource<E>>, key: &Q, source: SourcePartition)
+where
+    K: Hash + Eq + std::borrow::Borrow<Q>,
+    Q: Hash + Eq + ?Sized,
+{
+    map.remove_if_mut(key, |_, slot| {
+        slot.retain(|(s, _)| *s != source);
+        slot.is_empty()
+    });
+}
+
 /// One page in the top-pages answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,6 +120,31 @@ impl ReadModel {
             StateUpdate::SeenIds { .. } => return,
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
+        self.updated_at_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Applies a changelog tombstone: the entry its key names is gone (a
+    /// rebuild deleted it; expired eventId buckets are not held here).
+    pub fn delete(&self, key: &str) {
+        let Some(entry) = crate::changelog::parse_key(key) else {
+            return;
+        };
+        let source = entry.source;
+        match entry.metric {
+            "event-counts" => {
+                if let Some(event_type) = EventType::parse(entry.key) {
+                    remove(&self.event_counts, &event_type, source);
+                }
+            }
+            "users" => remove(&self.users, entry.key, source),
+            "top-pages" => remove(&self.pages, entry.key, source),
+            "sessions" => remove(&self.sessions, entry.key, source),
+            "dead-letters" => {
+                self.dead_letters.remove(&source);
+            }
+            _ => return,
+        }
         self.updated_at_ms
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
@@ -259,6 +296,41 @@ mod tests {
         assert_eq!(counts.get("logout"), Some(&0));
         assert_eq!(counts.len(), 4);
         assert_eq!(rm.updates_applied(), 3);
+    }
+
+    #[test]
+    fn tombstones_remove_one_partitions_entry() {
+        let rm = ReadModel::new();
+        let p0 = SourcePartition::new(InputTopic::PageViews, 0);
+        let p1 = SourcePartition::new(InputTopic::PageViews, 1);
+        let page = |source, views| StateUpdate::Page {
+            source,
+            url: "/a/b".into(),
+            entry: PageStats {
+                views,
+                total_duration: 0.0,
+                as_of: 7,
+            },
+        };
+        let user = |source| StateUpdate::User {
+            source,
+            user_id: "u1".into(),
+            entry: UserActivity::default(),
+        };
+        for update in [page(p0, 3), page(p1, 4), user(p0)] {
+            rm.apply(update);
+        }
+        rm.delete(&crate::changelog::key(&page(p0, 0)));
+        assert_eq!(rm.total_page_views(), 4);
+        assert_eq!(rm.unique_users(), 1);
+        rm.delete(&crate::changelog::key(&user(p0)));
+        assert_eq!(rm.unique_users(), 0, "the user's only partition is gone");
+        // A later entry of the same partition starts again from nothing.
+        rm.apply(page(p0, 1));
+        assert_eq!(rm.total_page_views(), 5);
+        rm.delete("not a changelog key");
+        rm.delete("seen/page-views/0/12");
+        assert_eq!(rm.total_page_views(), 5);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct ConsumerStats {
     pub retries_exhausted: AtomicU64,
     /// Events the aggregators applied.
     pub events_applied: AtomicU64,
+    /// Event hops (one per event and metric) skipped because the state
+    /// already included them: replays after a rollback or an offset reset.
+    pub replayed_hops_skipped: AtomicU64,
     /// Offset commits that succeeded.
     pub commits: AtomicU64,
     /// Aborted transactions rolled back to the last commit.

@@ -1,13 +1,11 @@
-//! Consumer lag and offsets: `GET /v1/lag` (the lag monitor's latest
-//! reading), `GET /v1/consumer-groups/{group}/offsets` (read now, admin),
-//! and pausing this instance's consumption (admin).
+//! Consumer lag: `GET /v1/lag` (the lag monitor's latest reading), and
+//! pausing this instance's consumption (admin).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::{auth, AppState};
 use crate::error::ApiError;
-use crate::kafka::offsets::OffsetReader;
 
 pub async fn current(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match state.lag.latest() {
@@ -16,48 +14,6 @@ pub async fn current(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "the lag monitor has not read the group's offsets yet".into(),
         )),
     }
-}
-
-/// Kafka's own limit on a group id's length.
-const MAX_GROUP_ID: usize = 255;
-
-#[tracing::instrument(skip_all, fields(group = %path))]
-pub async fn group_offsets(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    auth::admin(&req, &state.settings.security.admin_token)?;
-    let group = path.into_inner();
-    if group.is_empty() || group.len() > MAX_GROUP_ID || group.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "a group id has 1 to {MAX_GROUP_ID} characters and no control characters"
-        )));
-    }
-    let settings = state.settings.clone();
-    let brokers = state.brokers.clone();
-    let read = {
-        let group = group.clone();
-        move || -> anyhow::Result<_> {
-            let reader = OffsetReader::new(&settings, &brokers, &group)?;
-            let partitions = reader.read()?;
-            let (group_state, members) = reader.members()?;
-            Ok((partitions, group_state, members))
-        }
-    };
-    // Reading Kafka blocks: off the HTTP worker.
-    let (partitions, group_state, members) = web::block(read)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("reading the group's offsets: {e:#}")))?;
-    let total_lag: i64 = partitions.iter().map(|p| p.lag).sum();
-    Ok(HttpResponse::Ok().json(json!({
-        "group": group,
-        "state": group_state,
-        "members": members,
-        "totalLag": total_lag,
-        "partitions": partitions,
-    })))
 }
 
 /// Pauses this instance's consumption (not the group's: other instances

@@ -221,6 +221,11 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             get(&s.events_applied),
         ),
         (
+            "arus_replayed_hops_skipped_total",
+            "Event hops (one per event and metric) skipped because the state already included them (replays).",
+            get(&s.replayed_hops_skipped),
+        ),
+        (
             "arus_transactions_committed_total",
             "Transactions of state and offsets committed.",
             get(&s.commits),

@@ -7,6 +7,7 @@ mod health;
 mod ingest;
 mod lag;
 mod metrics;
+mod offsets;
 mod query;
 pub mod rate_limit;
 pub mod request_metrics;
@@ -87,7 +88,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .route("/v1/lag", web::get().to(lag::current))
     .route(
         "/v1/consumer-groups/{group}/offsets",
-        web::get().to(lag::group_offsets),
+        web::get().to(offsets::group_offsets),
+    )
+    .route(
+        "/v1/consumer-groups/{group}/reset",
+        web::post().to(offsets::reset),
     )
     .route("/v1/consumer/pause", web::post().to(lag::pause))
     .route("/v1/consumer/resume", web::post().to(lag::resume))

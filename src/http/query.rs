@@ -158,6 +158,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "duplicatesDropped": ConsumerStats::get(&s.duplicates_dropped),
             "deadLetters": ConsumerStats::get(&s.dead_letters),
             "eventsApplied": ConsumerStats::get(&s.events_applied),
+            "replayedHopsSkipped": ConsumerStats::get(&s.replayed_hops_skipped),
             "commits": ConsumerStats::get(&s.commits),
             "rebalances": ConsumerStats::get(&s.rebalances),
             "rollbacks": ConsumerStats::get(&s.rollbacks),

@@ -248,9 +248,13 @@ impl Feed<'_> {
                 match message {
                     Ok(m) => match changelog::decode(m.payload()) {
                         Ok(Some(update)) => read_model.apply(update),
-                        // A deleted entry: only eventIds are deleted, and
-                        // the read model holds none.
-                        Ok(None) => {}
+                        // A deleted entry: expired eventIds (not held
+                        // here) or an entry a rebuild removed.
+                        Ok(None) => {
+                            if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                                read_model.delete(key);
+                            }
+                        }
                         Err(error) => {
                             warn!(partition = m.partition(), offset = m.offset(), %error, "skipped changelog record")
                         }

@@ -12,8 +12,12 @@ fn base(settings: &Settings, brokers: &str, role: &str) -> ClientConfig {
     }
     config
         .set("bootstrap.servers", brokers)
-        .set("client.id", format!("arus-{}-{role}", settings.instance_id));
+        .set("client.id", client_id(settings, role));
     config
+}
+
+fn client_id(settings: &Settings, role: &str) -> String {
+    format!("arus-{}-{role}", settings.instance_id)
 }
 
 /// The ingest producer.
@@ -76,10 +80,17 @@ pub fn changelog_reader(settings: &Settings, brokers: &str, role: &str) -> Clien
     config
 }
 
+/// The client id of this instance's group member, as the group lists it.
+pub fn consumer_client_id(settings: &Settings) -> String {
+    client_id(settings, CONSUMER)
+}
+
+const CONSUMER: &str = "consumer";
+
 /// The group consumer of the input topics.
 pub fn consumer(settings: &Settings, brokers: &str) -> ClientConfig {
     let k = &settings.kafka;
-    let mut config = base(settings, brokers, "consumer");
+    let mut config = base(settings, brokers, CONSUMER);
     config
         .set("group.id", &k.group_id)
         .set("session.timeout.ms", k.session_timeout_ms.to_string())
@@ -99,7 +110,8 @@ pub fn consumer(settings: &Settings, brokers: &str) -> ClientConfig {
 
 /// A reader of a group's committed offsets and its partitions' ends. It
 /// carries the group's id to read its offsets, but never subscribes, so it
-/// never joins the group, and never commits.
+/// never joins the group; it commits only when asked to reset a group that
+/// has no members.
 pub fn offsets_reader(settings: &Settings, brokers: &str, group: &str) -> ClientConfig {
     let mut config = base(settings, brokers, "offsets");
     config
@@ -107,7 +119,9 @@ pub fn offsets_reader(settings: &Settings, brokers: &str, group: &str) -> Client
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         // End offsets as a read_committed member sees them: the last stable offset.
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // Reading what a group has not read yet stops at the end.
+        .set("enable.partition.eof", "true");
     config
 }
 

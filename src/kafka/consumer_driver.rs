@@ -38,6 +38,7 @@ use tracing::{debug, error, info, warn};
 
 use super::committer::Committer;
 use super::partitions::{DriverContext, Partitions, RestoreDone, Slot};
+use super::reset::ResetRequest;
 use super::{client_config, records};
 use crate::health::Health;
 use crate::telemetry::propagation;
@@ -80,9 +81,27 @@ pub struct Consumption {
     wanted: Arc<AtomicBool>,
     /// Partitions the driver has paused for it, as of its last cycle.
     applied: Arc<AtomicUsize>,
+    /// An offset reset waiting for the driver's next commit barrier.
+    reset: Arc<Mutex<Option<ResetRequest>>>,
 }
 
 impl Consumption {
+    /// Hands `request` to the driver, which takes it at its next commit
+    /// barrier and answers on its channel. Gives it back while another
+    /// reset is waiting.
+    pub fn request_reset(&self, request: ResetRequest) -> Result<(), ResetRequest> {
+        let mut slot = self.reset.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return Err(request);
+        }
+        *slot = Some(request);
+        Ok(())
+    }
+
+    fn take_reset(&self) -> Option<ResetRequest> {
+        self.reset.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     pub fn set_paused(&self, paused: bool) {
         self.wanted.store(paused, Ordering::SeqCst);
     }
@@ -300,7 +319,10 @@ impl PollLoop {
             if !batches.is_empty() {
                 self.dispatch(batches)?;
             }
-            if last_commit.elapsed() >= self.commit_interval {
+            // A reset starts right after a commit: the changelog then holds
+            // the whole state of the partitions it moves.
+            let reset = self.consumption.take_reset();
+            if reset.is_some() || last_commit.elapsed() >= self.commit_interval {
                 if let Err(error) = self.partitions.commit(&self.consumer) {
                     if !self.partitions.is_fenced() {
                         return Err(error);
@@ -309,6 +331,9 @@ impl PollLoop {
                     self.partitions.recover_from_fencing(&self.consumer)?;
                 }
                 last_commit = Instant::now();
+            }
+            if let Some(reset) = reset {
+                self.partitions.begin_reset(&self.consumer, reset)?;
             }
         }
         Ok(())
@@ -566,6 +591,10 @@ impl PollLoop {
                 .map_err(|e| {
                     anyhow::anyhow!("processing {source} failed ({:?}): {e}", e.class())
                 })?;
+            self.partitions
+                .stats
+                .replayed_hops_skipped
+                .fetch_add(outcome.replayed_updates as u64, Ordering::Relaxed);
             if let Some(slot) = slots.get_mut(&source).filter(|s| s.epoch == epoch) {
                 slot.next_offset = Some(outcome.next_offset);
             }

@@ -13,3 +13,4 @@ pub mod offsets;
 mod partitions;
 pub mod producer;
 pub mod records;
+pub mod reset;

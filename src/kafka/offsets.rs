@@ -3,11 +3,13 @@
 //! lag between them. Read by a client that carries the group's id but never
 //! joins the group (it never subscribes), so reading changes nothing.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use arus_config::Settings;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -50,6 +52,18 @@ pub struct Member {
     pub member_id: String,
     pub client_id: String,
     pub client_host: String,
+}
+
+impl Member {
+    /// Whether this member is the client `client_id`. Coordinators name a
+    /// member `<client id>-<uuid>`; some list no client id.
+    pub fn is_client(&self, client_id: &str) -> bool {
+        self.client_id == client_id
+            || self
+                .member_id
+                .strip_prefix(client_id)
+                .is_some_and(|rest| rest.starts_with('-'))
+    }
 }
 
 /// Reads one group's offsets. Blocking: call it off the async threads.
@@ -120,6 +134,78 @@ impl OffsetReader {
         Ok(out)
     }
 
+    /// Per partition, the offset of the first record at or after
+    /// `timestamp_ms`; partitions with none after it are left out.
+    pub fn offsets_at(
+        &self,
+        partitions: &[PartitionOffsets],
+        timestamp_ms: i64,
+    ) -> anyhow::Result<HashMap<(String, i32), i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(timestamp_ms))?;
+        }
+        let found = self
+            .consumer
+            .offsets_for_times(tpl, self.timeout)
+            .context("looking up offsets by time")?;
+        Ok(found
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// How many committed records `partitions` hold past the group's
+    /// offsets: read, not computed from offsets, since transaction markers
+    /// take offsets too.
+    pub fn unread(&self, partitions: &[PartitionOffsets]) -> anyhow::Result<usize> {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions.iter().filter(|p| p.lag > 0) {
+            let from = p.committed.map_or(p.start, |c| c.max(p.start));
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(from))?;
+        }
+        let wanted = tpl.count();
+        if wanted == 0 {
+            return Ok(0);
+        }
+        self.consumer.assign(&tpl)?;
+        let (mut records, mut at_end) = (0, std::collections::HashSet::new());
+        let deadline = Instant::now() + self.timeout;
+        while at_end.len() < wanted {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "reading what the group has not read took longer than {:?}",
+                self.timeout
+            );
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(_)) => records += 1,
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => {}
+            }
+        }
+        self.consumer.unassign()?;
+        Ok(records)
+    }
+
+    /// Commits these offsets for the group. Only for a group with no
+    /// members: the coordinator refuses a commit from outside an active group.
+    pub fn commit(&self, offsets: &[(String, i32, i64)]) -> anyhow::Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, offset) in offsets {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .with_context(|| format!("committing offsets for group {}", self.group))
+    }
+
     /// The group's state (Stable, Empty, PreparingRebalance, Dead, ...) and
     /// its members.
     pub fn members(&self) -> anyhow::Result<(String, Vec<Member>)> {
@@ -146,6 +232,19 @@ impl OffsetReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_known_by_client_id_or_member_id() {
+        let member = |member_id: &str, client_id: &str| Member {
+            member_id: member_id.into(),
+            client_id: client_id.into(),
+            client_host: String::new(),
+        };
+        assert!(member("x", "arus-a-consumer").is_client("arus-a-consumer"));
+        assert!(member("arus-a-consumer-6f1c", "").is_client("arus-a-consumer"));
+        assert!(!member("arus-a-consumer2-6f1c", "").is_client("arus-a-consumer"));
+        assert!(!member("arus-b-consumer-6f1c", "").is_client("arus-a-consumer"));
+    }
 
     #[test]
     fn lag_counts_from_the_commit_or_the_start() {

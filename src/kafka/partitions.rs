@@ -36,6 +36,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::changelog_reader;
 use super::committer::{CommitError, Committer, Outputs};
+use super::reset::{ResetDone, ResetRefused, ResetRequest};
 use crate::health::Health;
 
 /// Transactions in a row that may abort with the same error before the
@@ -98,6 +99,8 @@ pub(super) struct RestoreDone {
     sources: Vec<(SourcePartition, u64)>,
     /// A rollback: the partitions were consumed past their committed offsets.
     rewind: bool,
+    /// An offset reset to make once the partitions' state is read.
+    reset: Option<ResetRequest>,
     result: anyhow::Result<Vec<StateUpdate>>,
 }
 
@@ -341,7 +344,7 @@ impl Partitions {
     fn rollback<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
         let sources: Vec<SourcePartition> = self.slots().keys().copied().collect();
         block_on(self.router.forget(&sources))?;
-        self.begin_restore(consumer, &sources, true)?;
+        self.begin_restore(consumer, &sources, true, None)?;
         self.stats.rollbacks.fetch_add(1, Ordering::Relaxed);
         info!(
             partitions = sources.len(),
@@ -361,14 +364,19 @@ impl Partitions {
     /// Pauses `sources` and starts reading their state from the changelog on
     /// a restore thread. Their slots get new epochs and no actor until the
     /// restore is finished. `rewind`: seek them back to their committed
-    /// offsets then (a rollback).
+    /// offsets then (a rollback). `reset`: make this offset reset once the
+    /// state is read (see [`Partitions::begin_reset`]).
     fn begin_restore<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         sources: &[SourcePartition],
         rewind: bool,
+        reset: Option<ResetRequest>,
     ) -> anyhow::Result<()> {
         if sources.is_empty() {
+            if let Some(reset) = reset {
+                reset.refuse(ResetRefused::Busy("no partitions to reset".into()));
+            }
             return Ok(());
         }
         let mut started = Vec::with_capacity(sources.len());
@@ -415,6 +423,7 @@ impl Partitions {
                 let _ = done.send(RestoreDone {
                     sources: started,
                     rewind,
+                    reset,
                     result,
                 });
             });
@@ -434,7 +443,7 @@ impl Partitions {
         done: RestoreDone,
     ) -> anyhow::Result<()> {
         self.health.restore_ended();
-        let updates = done.result?;
+        let mut updates = done.result?;
         // The partitions still assigned under the restore's epoch, with where
         // each is to resume.
         let resume_at: Vec<(SourcePartition, Option<i64>)> = {
@@ -449,6 +458,29 @@ impl Partitions {
                 .collect()
         };
         let current: Vec<SourcePartition> = resume_at.iter().map(|(s, _)| *s).collect();
+        // A reset moves the partitions to its offsets, in one transaction
+        // with (for a rebuild) the deletion of their state, which then
+        // restores as nothing.
+        let mut seek_to = None;
+        let mut answer = None;
+        if let Some(reset) = done.reset {
+            if current.len() < done.sources.len() {
+                reset.refuse(ResetRefused::Busy(
+                    "partitions moved to another member during the reset; nothing was reset".into(),
+                ));
+            } else {
+                match self.commit_reset(consumer, &reset, &updates) {
+                    Ok(entries_deleted) => {
+                        if reset.rebuild {
+                            updates.retain(|u| matches!(u, StateUpdate::DeadLetters { .. }));
+                        }
+                        seek_to = Some(reset.offsets.clone());
+                        answer = Some((reset, ResetDone { entries_deleted }));
+                    }
+                    Err(why) => reset.refuse(why),
+                }
+            }
+        }
         if current.is_empty() {
             return Ok(());
         }
@@ -494,7 +526,16 @@ impl Partitions {
         // A rollback seeks back to them; a fresh assignment started there,
         // and seeks back to the first record it did not process, if any.
         let timeout = Duration::from_millis(self.settings.kafka.admin_timeout_ms);
-        if !done.rewind {
+        if let Some(offsets) = &seek_to {
+            for (source, offset) in offsets {
+                consumer.seek(
+                    self.topic_name(source.topic),
+                    source.partition,
+                    Offset::Offset(*offset),
+                    timeout,
+                )?;
+            }
+        } else if !done.rewind {
             for (source, at) in &resume_at {
                 if let Some(at) = at {
                     consumer.seek(
@@ -517,7 +558,112 @@ impl Partitions {
         }
         consumer.resume(&self.tpl(&current))?;
         info!(entries = restored, partitions = ?names(&current), "state restored from the changelog");
+        if let Some((reset, done)) = answer {
+            info!(partitions = ?names(&current), rebuild = reset.rebuild, entries_deleted = done.entries_deleted, "offsets reset");
+            reset.done(done);
+        }
         Ok(())
+    }
+
+    /// Starts an offset reset of partitions this instance holds (see
+    /// [`super::reset`]). Called by the poll loop right after a commit, with
+    /// no batch in flight: the partitions' whole state is in the changelog.
+    /// They are rolled back (state forgotten, paused) and their state read;
+    /// [`Partitions::finish_restore`] then commits the reset and resumes.
+    pub fn begin_reset<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        reset: ResetRequest,
+    ) -> anyhow::Result<()> {
+        let sources = reset.sources();
+        let (not_ready, retries_held) = {
+            let slots = self.slots();
+            let not_ready: Vec<String> = sources
+                .iter()
+                .filter(|s| slots.get(s).is_none_or(|slot| slot.actor.is_none()))
+                .map(ToString::to_string)
+                .collect();
+            let held: usize = slots.values().map(|slot| slot.held.len()).sum();
+            (not_ready, held)
+        };
+        if !not_ready.is_empty() || self.is_fenced() {
+            reset.refuse(ResetRefused::Busy(format!(
+                "this instance does not hold {} ready to reset (a rebalance or a restore is \
+                 under way); try again shortly",
+                if not_ready.is_empty() {
+                    "its partitions".to_string()
+                } else {
+                    not_ready.join(", ")
+                }
+            )));
+            return Ok(());
+        }
+        if reset.rebuild && retries_held > 0 {
+            // A retried hop applied after the rebuild began would mark its
+            // entry as including offsets the rebuild has not replayed yet.
+            reset.refuse(ResetRefused::Busy(format!(
+                "{retries_held} retry records are waiting for their time; a rebuild waits \
+                 until the retry topic is drained"
+            )));
+            return Ok(());
+        }
+        block_on(self.router.forget(&sources))?;
+        info!(partitions = ?names(&sources), rebuild = reset.rebuild, "resetting offsets");
+        self.begin_restore(consumer, &sources, true, Some(reset))
+    }
+
+    /// The reset's transaction: the new offsets and, for a rebuild, a
+    /// tombstone for each of `state`'s entries but the dead-letter marks.
+    /// Returns how many entries it deleted.
+    fn commit_reset<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        reset: &ResetRequest,
+        state: &[StateUpdate],
+    ) -> Result<usize, ResetRefused> {
+        let deletes: Vec<(i32, String)> = if reset.rebuild {
+            state
+                .iter()
+                .filter(|u| !matches!(u, StateUpdate::DeadLetters { .. }))
+                .map(changelog::tombstone)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let deleted = deletes.len();
+        let out = Outputs {
+            deletes,
+            ..Outputs::default()
+        };
+        let mut offsets = TopicPartitionList::new();
+        for (source, offset) in &reset.offsets {
+            offsets
+                .add_partition_offset(
+                    self.topic_name(source.topic),
+                    source.partition,
+                    Offset::Offset(*offset),
+                )
+                .map_err(|e| ResetRefused::Failed(e.to_string()))?;
+        }
+        let group = consumer.group_metadata().ok_or_else(|| {
+            ResetRefused::Busy("the consumer is not in its group right now".into())
+        })?;
+        let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        match committer.commit(&out, &offsets, &group) {
+            Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                Ok(deleted)
+            }
+            Err(CommitError::Aborted(error)) => Err(ResetRefused::Failed(format!(
+                "the reset's transaction aborted ({error}); nothing was reset"
+            ))),
+            Err(CommitError::Fatal(error)) => {
+                self.fenced.store(true, Ordering::SeqCst);
+                Err(ResetRefused::Failed(format!(
+                    "the reset's transaction failed ({error}); nothing was reset"
+                )))
+            }
+        }
     }
 
     fn on_assign<C: ConsumerContext>(
@@ -526,7 +672,7 @@ impl Partitions {
         assigned: &[SourcePartition],
     ) -> anyhow::Result<()> {
         // State first: no input of these partitions is processed before it.
-        self.begin_restore(consumer, assigned, false)
+        self.begin_restore(consumer, assigned, false, None)
     }
 
     fn on_revoke<C: ConsumerContext>(

@@ -139,6 +139,9 @@ impl TestApp {
             brokers: brokers.to_string(),
             client: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // Under the server's keep-alive (5 s): a pooled connection
+                // is never one the server has just closed.
+                .connector(awc::Connector::new().conn_keep_alive(Duration::from_secs(2)))
                 .finish(),
             embedded: None,
             shutdown: None,

@@ -52,16 +52,28 @@ async fn ingest_and_admin_routes_need_their_credentials() {
         assert_eq!(status, 201, "{path} with a bearer token");
     }
 
-    let admin = "/v1/dead-letters?limit=1";
-    let (status, _) = app.get(admin).await;
-    assert_eq!(status, 401);
-    let (status, _) = app.get_with(admin, ("x-admin-token", KEY)).await;
-    assert_eq!(status, 403, "an ingest key is not the admin token");
-    let (status, answer) = app.get_with(admin, ("x-admin-token", ADMIN)).await;
-    assert_eq!(status, 200, "{answer}");
+    let other_group = format!("/v1/consumer-groups/{}other", app.prefix);
+    for admin in [
+        "/v1/dead-letters?limit=1".to_string(),
+        format!("{other_group}/offsets"),
+    ] {
+        let (status, _) = app.get(&admin).await;
+        assert_eq!(status, 401);
+        let (status, _) = app.get_with(&admin, ("x-admin-token", KEY)).await;
+        assert_eq!(status, 403, "an ingest key is not the admin token");
+        let (status, answer) = app.get_with(&admin, ("x-admin-token", ADMIN)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (_, answer) = app
+        .get_with("/v1/dead-letters?limit=1", ("x-admin-token", ADMIN))
+        .await;
     assert_eq!(answer["count"], json!(0));
     // The admin POST routes, likewise (chaos is off here: 404 once admitted).
+    let reset = format!("{other_group}/reset");
     let posts = [
+        ("/v1/consumer/pause", json!({}), 200),
+        ("/v1/consumer/resume", json!({}), 200),
+        (reset.as_str(), json!({"to": "latest"}), 200),
         (
             "/v1/dead-letters/replay",
             json!({"letters": [{"partition": 0, "offset": 0}]}),

@@ -7,6 +7,7 @@
 //!   commits (transactions) and shows them all in a query answer
 //!
 //! Usage: arus-bench --brokers HOST:PORT --arus PATH [--events N] [--runs R] [--out FILE]
+//!        [--without-event-ids] [--ingest-only]
 //! (bench/run.sh starts the test broker and builds everything first).
 
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use futures::future::join_all;
+use futures::StreamExt as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -22,6 +24,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 const PARTITIONS: i32 = 3;
+/// Events in flight at once, for the raw producer and for arus's ingest
+/// alike (20 batches of 1,000 on as many HTTP connections).
+const IN_FLIGHT: usize = 20_000;
+const BATCH: usize = 1_000;
 
 struct Args {
     brokers: String,
@@ -30,6 +36,7 @@ struct Args {
     runs: usize,
     out: Option<String>,
     event_ids: bool,
+    ingest_only: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -40,11 +47,16 @@ fn args() -> anyhow::Result<Args> {
         runs: 3,
         out: None,
         event_ids: true,
+        ingest_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--without-event-ids" {
             a.event_ids = false;
+            continue;
+        }
+        if flag == "--ingest-only" {
+            a.ingest_only = true;
             continue;
         }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -97,7 +109,14 @@ async fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
 }
 
 /// Produces `n` events like arus's ingest does; returns events per second.
-async fn raw_produce(brokers: &str, topic: &str, n: usize, ids: bool) -> anyhow::Result<f64> {
+/// `timed`: the rate is the figure wanted (not a preload).
+async fn raw_produce(
+    brokers: &str,
+    topic: &str,
+    n: usize,
+    ids: bool,
+    timed: bool,
+) -> anyhow::Result<f64> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -111,8 +130,19 @@ async fn raw_produce(brokers: &str, topic: &str, n: usize, ids: bool) -> anyhow:
             (key, serde_json::to_vec(&e).unwrap_or_default())
         })
         .collect();
+    if timed {
+        // Connected and with its producer id before the clock starts, like
+        // arus's producer when its ingest is timed (one record more).
+        producer
+            .send(
+                FutureRecord::to(topic).key("warm-up").payload("{}"),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+    }
     let started = Instant::now();
-    for chunk in payloads.chunks(20_000) {
+    for chunk in payloads.chunks(IN_FLIGHT) {
         let sends = chunk.iter().map(|(key, value)| {
             producer.send(
                 FutureRecord::to(topic).key(key).payload(value),
@@ -224,7 +254,7 @@ async fn end_to_end(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f
     let prefix = prefix();
     let topic = format!("{prefix}user-events");
     create_topic(&args.brokers, &topic).await?;
-    raw_produce(&args.brokers, &topic, args.events, args.event_ids).await?;
+    raw_produce(&args.brokers, &topic, args.events, args.event_ids, false).await?;
     let raw = raw_consume(&args.brokers, &topic, args.events)?;
     let arus = start_arus(args, &prefix, client).await?;
     // From readiness, or later, the last moment nothing was applied yet.
@@ -250,37 +280,50 @@ async fn end_to_end(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f
     Ok((raw, args.events as f64 / (done - first).as_secs_f64()))
 }
 
-/// Raw producer against arus's batch ingest, same number of events.
+/// Raw producer against arus's batch ingest, same number of events. The raw
+/// producer runs just before and just after arus (the broker slows as its
+/// in-memory storage fills), and its figure is the mean of the two.
 async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f64)> {
     let prefix = prefix();
+    let raw_before = format!("{prefix}raw-before");
+    create_topic(&args.brokers, &raw_before).await?;
+    let before = raw_produce(
+        &args.brokers,
+        &raw_before,
+        args.events,
+        args.event_ids,
+        true,
+    )
+    .await?;
     let arus = start_arus(args, &prefix, client).await?;
     let batches: Vec<String> = (0..args.events)
         .collect::<Vec<_>>()
-        .chunks(1000)
+        .chunks(BATCH)
         .map(|c| Value::Array(c.iter().map(|&i| event(i, args.event_ids)).collect()).to_string())
         .collect();
     let url = format!("{}/events/batch-events", arus.url);
     let started = Instant::now();
-    for wave in batches.chunks(4) {
-        let sends = wave.iter().map(|body| {
-            client
-                .post(&url)
-                .insert_header(("content-type", "application/json"))
-                .send_body(body.clone())
-        });
-        for resp in join_all(sends).await {
-            let resp = resp.map_err(|e| anyhow::anyhow!("ingest: {e}"))?;
-            if resp.status().as_u16() != 201 {
-                bail!("ingest answered {}", resp.status());
-            }
+    let mut answers = futures::stream::iter(batches.into_iter().map(|body| {
+        client
+            .post(&url)
+            .insert_header(("content-type", "application/json"))
+            .send_body(body)
+    }))
+    .buffer_unordered(IN_FLIGHT / BATCH);
+    while let Some(resp) = answers.next().await {
+        let mut resp = resp.map_err(|e| anyhow::anyhow!("ingest: {e}"))?;
+        if resp.status().as_u16() != 201 {
+            bail!("ingest answered {}", resp.status());
         }
+        // Read the answer whole, as a client would.
+        resp.body().limit(1 << 22).await?;
     }
     let arus_rate = args.events as f64 / started.elapsed().as_secs_f64();
     drop(arus);
-    let raw_topic = format!("{prefix}raw");
-    create_topic(&args.brokers, &raw_topic).await?;
-    let raw = raw_produce(&args.brokers, &raw_topic, args.events, args.event_ids).await?;
-    Ok((raw, arus_rate))
+    let raw_after = format!("{prefix}raw-after");
+    create_topic(&args.brokers, &raw_after).await?;
+    let after = raw_produce(&args.brokers, &raw_after, args.events, args.event_ids, true).await?;
+    Ok(((before + after) / 2.0, arus_rate))
 }
 
 fn median_spread(mut v: Vec<f64>) -> (f64, f64, f64) {
@@ -307,10 +350,12 @@ fn main() -> anyhow::Result<()> {
         let client = awc::Client::builder().timeout(Duration::from_secs(60)).finish();
         let (mut raw_c, mut e2e, mut raw_p, mut ing) = (vec![], vec![], vec![], vec![]);
         for run in 1..=args.runs {
-            let (raw, arus) = end_to_end(&args, &client).await?;
-            eprintln!("run {run}: raw consume {raw:.0}/s, arus end to end {arus:.0}/s");
-            raw_c.push(raw);
-            e2e.push(arus);
+            if !args.ingest_only {
+                let (raw, arus) = end_to_end(&args, &client).await?;
+                eprintln!("run {run}: raw consume {raw:.0}/s, arus end to end {arus:.0}/s");
+                raw_c.push(raw);
+                e2e.push(arus);
+            }
             let (raw, arus) = ingest(&args, &client).await?;
             eprintln!("run {run}: raw produce {raw:.0}/s, arus batch ingest {arus:.0}/s");
             raw_p.push(raw);
@@ -320,7 +365,9 @@ fn main() -> anyhow::Result<()> {
             "| benchmark | raw broker, events/s | arus, events/s | arus / raw | target |\n|---|---|---|---|---|\n",
         );
         table += &row("ingest, batches of 1,000 (HTTP) vs raw producer", raw_p, ing, "≥ 70%");
-        table += &row("end to end (consume, aggregate, commit, visible) vs raw consumer", raw_c, e2e, "≥ 50%");
+        if !args.ingest_only {
+            table += &row("end to end (consume, aggregate, commit, visible) vs raw consumer", raw_c, e2e, "≥ 50%");
+        }
         // The bench's own output: the table is what it is run for.
         #[allow(clippy::print_stdout)]
         {

@@ -34,13 +34,34 @@ fn encode<T: Serialize>(event: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(event).map_err(|e| ApiError::Internal(format!("cannot encode event: {e}")))
 }
 
-fn accepted(event_id: Uuid, topic: &str, written: Written) -> Value {
-    json!({
-        "eventId": event_id,
-        "topic": topic,
-        "partition": written.partition,
-        "offset": written.offset,
-    })
+/// Where one accepted event went, as the answer lists it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted<'a> {
+    event_id: Uuid,
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+impl<'a> Accepted<'a> {
+    fn new(event_id: Uuid, topic: &'a str, written: Written) -> Self {
+        Self {
+            event_id,
+            topic,
+            partition: written.partition,
+            offset: written.offset,
+        }
+    }
+}
+
+/// The batch answer, serialized straight from the accepted events (a
+/// thousand of them: no JSON tree built first).
+#[derive(Serialize)]
+struct BatchAccepted<'a> {
+    success: bool,
+    count: usize,
+    events: Vec<Accepted<'a>>,
 }
 
 /// The rate limit, once a request is known good: `cost` events.
@@ -103,7 +124,7 @@ async fn ingest_one<E: SingleEvent>(
         .send(topic, event.user_id(), &encoded, &correlation_id(req))
         .await?;
     state.ingested.fetch_add(1, Ordering::Relaxed);
-    let mut body = accepted(event_id, topic, written);
+    let mut body = json!(Accepted::new(event_id, topic, written));
     body["success"] = json!(true);
     Ok(HttpResponse::Created().json(body))
 }
@@ -186,7 +207,9 @@ pub async fn batch_events(
     for (event, result) in events.iter().zip(results) {
         let event_id = event.event_id.unwrap_or_default();
         match result {
-            Ok(written) => accepted_events.push(accepted(event_id, &state.user_topic, written)),
+            Ok(written) => {
+                accepted_events.push(Accepted::new(event_id, &state.user_topic, written))
+            }
             Err(error) => failures.push((event_id, error)),
         }
     }
@@ -199,9 +222,9 @@ pub async fn batch_events(
         tracing::warn!(failed = failures.len() + 1, %error, "batch partly unwritten");
         return Err(error.into());
     }
-    Ok(HttpResponse::Created().json(json!({
-        "success": true,
-        "count": accepted_events.len(),
-        "events": accepted_events,
-    })))
+    Ok(HttpResponse::Created().json(BatchAccepted {
+        success: true,
+        count: accepted_events.len(),
+        events: accepted_events,
+    }))
 }

@@ -29,6 +29,10 @@ $cmd >&2
   echo "- events: ~200-byte user events (JSON), keyed by userId, lz4, idempotent, acks=all"
   echo
   cat "$table"
+  echo
+  # The analysis is written by hand (profiles, what was tried); it follows
+  # the figures of every run.
+  cat bench/NOTES.md
 } > BENCHMARKS.md
 rm -f "$table"
 echo "wrote BENCHMARKS.md" >&2

@@ -5,6 +5,9 @@
 //! - ingest: arus's `POST /events/batch-events`, batches of 1,000
 //! - end to end: records preloaded into the input; arus consumes, aggregates,
 //!   commits (transactions) and shows them all in a query answer
+//! - freshness: under half the rate arus sustains (the lower of ingest and
+//!   end to end), time from a probe event's
+//!   201 to its first appearance in a query answer (p50, p99)
 //!
 //! Usage: arus-bench --brokers HOST:PORT --arus PATH [--events N] [--runs R] [--out FILE]
 //!        [--without-event-ids] [--ingest-only]
@@ -326,6 +329,76 @@ async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f64)>
     Ok(((before + after) / 2.0, arus_rate))
 }
 
+/// Probe events per freshness run.
+const PROBES: usize = 100;
+
+/// Freshness at `load` events/s of batch ingest (half of what arus
+/// sustained in this run): single probe events, one after another; for each, the time
+/// from its 201 to the first answer of `GET /events/analytics/users/{id}`
+/// that shows it. Returns (p50, p99) in milliseconds.
+async fn freshness(args: &Args, client: &awc::Client, load: f64) -> anyhow::Result<(f64, f64)> {
+    let prefix = prefix();
+    let arus = start_arus(args, &prefix, client).await?;
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let background = {
+        let (stop, client, url) = (
+            stop.clone(),
+            client.clone(),
+            format!("{}/events/batch-events", arus.url),
+        );
+        let ids = args.event_ids;
+        let period = Duration::from_secs_f64(BATCH as f64 / load);
+        actix_web::rt::spawn(async move {
+            let (mut next, mut i) = (Instant::now(), 0);
+            while !stop.get() {
+                let body =
+                    Value::Array((i..i + BATCH).map(|n| event(n, ids)).collect()).to_string();
+                i += BATCH;
+                // Paced, not waiting for the answer: the load stays at its rate.
+                let send = client
+                    .post(&url)
+                    .insert_header(("content-type", "application/json"))
+                    .send_body(body);
+                actix_web::rt::spawn(async move {
+                    let _ = send.await;
+                });
+                next += period;
+                actix_web::rt::time::sleep_until(next.into()).await;
+            }
+        })
+    };
+    // Let the load settle first.
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    let mut latencies = Vec::with_capacity(PROBES);
+    for k in 0..PROBES {
+        let user = format!("probe-{k}");
+        let resp = client
+            .post(format!("{}/events/user-event", arus.url))
+            .send_json(&json!({"userId": user, "eventType": "view"}))
+            .await
+            .map_err(|e| anyhow::anyhow!("probe: {e}"))?;
+        if resp.status().as_u16() != 201 {
+            bail!("probe answered {}", resp.status());
+        }
+        let acknowledged = Instant::now();
+        let url = format!("{}/events/analytics/users/{user}", arus.url);
+        while get(client, &url).await.is_none() {
+            if acknowledged.elapsed() > Duration::from_secs(30) {
+                bail!("probe {k} never showed");
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(acknowledged.elapsed().as_secs_f64() * 1000.0);
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.set(true);
+    let _ = background.await;
+    drop(arus);
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    Ok((at(0.50), at(0.99)))
+}
+
 fn median_spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     (v[v.len() / 2], v[0], v[v.len() - 1])
@@ -349,6 +422,7 @@ fn main() -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async {
         let client = awc::Client::builder().timeout(Duration::from_secs(60)).finish();
         let (mut raw_c, mut e2e, mut raw_p, mut ing) = (vec![], vec![], vec![], vec![]);
+        let mut fresh: Vec<(f64, f64, f64)> = vec![];
         for run in 1..=args.runs {
             if !args.ingest_only {
                 let (raw, arus) = end_to_end(&args, &client).await?;
@@ -360,6 +434,14 @@ fn main() -> anyhow::Result<()> {
             eprintln!("run {run}: raw produce {raw:.0}/s, arus batch ingest {arus:.0}/s");
             raw_p.push(raw);
             ing.push(arus);
+            if !args.ingest_only {
+                // The most arus sustains is the lower of what it ingests and
+                // what it processes end to end; freshness is taken at half.
+                let load = arus.min(e2e[e2e.len() - 1]) / 2.0;
+                let (p50, p99) = freshness(&args, &client, load).await?;
+                eprintln!("run {run}: freshness at {load:.0} events/s: p50 {p50:.0} ms, p99 {p99:.0} ms");
+                fresh.push((load, p50, p99));
+            }
         }
         let mut table = String::from(
             "| benchmark | raw broker, events/s | arus, events/s | arus / raw | target |\n|---|---|---|---|---|\n",
@@ -367,6 +449,12 @@ fn main() -> anyhow::Result<()> {
         table += &row("ingest, batches of 1,000 (HTTP) vs raw producer", raw_p, ing, "≥ 70%");
         if !args.ingest_only {
             table += &row("end to end (consume, aggregate, commit, visible) vs raw consumer", raw_c, e2e, "≥ 50%");
+            let (load, _, _) = median_spread(fresh.iter().map(|f| f.0).collect());
+            let (p50, p50lo, p50hi) = median_spread(fresh.iter().map(|f| f.1).collect());
+            let (p99, p99lo, p99hi) = median_spread(fresh.iter().map(|f| f.2).collect());
+            table += &format!(
+                "\n| freshness: ingest 201 to visible in a query, {PROBES} probes, at half the sustained rate (~{load:.0} events/s) | p50 | p99 | target |\n|---|---|---|---|\n| ms | {p50:.0} ({p50lo:.0}–{p50hi:.0}) | {p99:.0} ({p99lo:.0}–{p99hi:.0}) | p99 ≤ 2 × commit interval + 50 ms = 250 ms |\n"
+            );
         }
         // The bench's own output: the table is what it is run for.
         #[allow(clippy::print_stdout)]

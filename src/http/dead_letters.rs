@@ -137,20 +137,14 @@ async fn replay_one(
 ) -> Result<serde_json::Value, String> {
     use arus_actors::dead_letter::headers as h;
     use arus_actors::retry::{self, Origin, RetryRecord};
-    use arus_actors::source::{InputTopic, SourcePartition};
+    use arus_actors::source::SourcePartition;
 
     let source_topic = letter
         .header(h::SOURCE_TOPIC)
         .ok_or("the dead letter has no x-source-topic header")?;
-    let role = if source_topic == state.user_topic {
-        InputTopic::UserEvents
-    } else if source_topic == state.page_topic {
-        InputTopic::PageViews
-    } else {
-        return Err(format!(
-            "source topic {source_topic:?} is not an input topic of this deployment"
-        ));
-    };
+    let role = state.input_topic(&source_topic).ok_or_else(|| {
+        format!("source topic {source_topic:?} is not an input topic of this deployment")
+    })?;
     let client_headers: Vec<(String, Option<Vec<u8>>)> = letter
         .record
         .headers

@@ -51,6 +51,20 @@ pub struct AppState {
     pub ingested: std::sync::atomic::AtomicU64,
 }
 
+impl AppState {
+    /// The ingest topic named `name` (full name), as the consumer knows it.
+    pub fn input_topic(&self, name: &str) -> Option<arus_actors::source::InputTopic> {
+        use arus_actors::source::InputTopic;
+        if name == self.user_topic {
+            Some(InputTopic::UserEvents)
+        } else if name == self.page_topic {
+            Some(InputTopic::PageViews)
+        } else {
+            None
+        }
+    }
+}
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.app_data(
         web::QueryConfig::default()

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use arus_actors::source::{InputTopic, SourcePartition};
+use arus_actors::source::SourcePartition;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -36,15 +36,15 @@ async fn with_reader<T: Send + 'static>(
     group: &str,
     work: impl FnOnce(&OffsetReader) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let (settings, brokers, group) = (
+    let (settings, brokers, name) = (
         state.settings.clone(),
         state.brokers.clone(),
         group.to_string(),
     );
-    web::block(move || work(&OffsetReader::new(&settings, &brokers, &group)?))
+    web::block(move || work(&OffsetReader::new(&settings, &brokers, &name)?))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("reading the group's offsets: {e:#}")))
+        .map_err(|e| ApiError::Internal(format!("group {group}'s offsets: {e:#}")))
 }
 
 #[tracing::instrument(skip_all, fields(group = %path))]
@@ -106,7 +106,7 @@ pub async fn reset(
     let own = group == state.group_id;
     let inputs = [state.user_topic.clone(), state.page_topic.clone()];
     let topics = request.topics.clone().unwrap_or_else(|| inputs.to_vec());
-    if let Some(other) = topics.iter().find(|t| !inputs.contains(t)) {
+    if let Some(other) = topics.iter().find(|t| state.input_topic(t).is_none()) {
         return Err(ApiError::BadRequest(format!(
             "topic {other} cannot be reset: the input topics are {} (the retry topic's \
              offsets follow the retries)",
@@ -214,14 +214,12 @@ async fn reset_own(
     let offsets = planned
         .iter()
         .map(|p| {
-            let topic = if p.topic == state.user_topic {
-                InputTopic::UserEvents
-            } else {
-                InputTopic::PageViews
-            };
-            (SourcePartition::new(topic, p.partition), p.to)
+            let topic = state
+                .input_topic(&p.topic)
+                .ok_or_else(|| ApiError::Internal(format!("{} is not an input topic", p.topic)))?;
+            Ok((SourcePartition::new(topic, p.partition), p.to))
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     state
         .consumption

@@ -309,6 +309,24 @@ fn at_least(key: &str, value: i64, min: i64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `key` must not be below the setting `other_key`; `why` follows the
+/// message (empty, or ", or ..." with the consequence).
+fn not_below(
+    key: &str,
+    value: u64,
+    other_key: &str,
+    other: u64,
+    why: &str,
+) -> Result<(), ConfigError> {
+    if value < other {
+        return Err(invalid(
+            key,
+            format!("must be at least {other_key} ({value} < {other}){why}"),
+        ));
+    }
+    Ok(())
+}
+
 impl Settings {
     /// The instance name, falling back to the host name when none is set.
     pub fn resolve_instance_id(&mut self) {
@@ -344,15 +362,13 @@ impl Settings {
         let r = &self.retry;
         at_least("retry.max_attempts", r.max_attempts.into(), 1)?;
         at_least("retry.backoff_base_ms", r.backoff_base_ms as i64, 1)?;
-        if r.backoff_max_ms < r.backoff_base_ms {
-            return Err(invalid(
-                "retry.backoff_max_ms",
-                format!(
-                    "must be at least retry.backoff_base_ms ({} < {})",
-                    r.backoff_max_ms, r.backoff_base_ms
-                ),
-            ));
-        }
+        not_below(
+            "retry.backoff_max_ms",
+            r.backoff_max_ms,
+            "retry.backoff_base_ms",
+            r.backoff_base_ms,
+            "",
+        )?;
         at_least(
             "breaker.failure_threshold",
             self.breaker.failure_threshold.into(),
@@ -418,15 +434,13 @@ impl Settings {
                 ),
             ));
         }
-        if k.max_poll_interval_ms < k.session_timeout_ms {
-            return Err(invalid(
-                "kafka.max_poll_interval_ms",
-                format!(
-                    "must be at least kafka.session_timeout_ms ({} < {})",
-                    k.max_poll_interval_ms, k.session_timeout_ms
-                ),
-            ));
-        }
+        not_below(
+            "kafka.max_poll_interval_ms",
+            k.max_poll_interval_ms,
+            "kafka.session_timeout_ms",
+            k.session_timeout_ms,
+            "",
+        )?;
         if !matches!(
             k.assignment_strategy.as_str(),
             "range" | "roundrobin" | "cooperative-sticky"
@@ -544,17 +558,14 @@ impl Settings {
                 "must be at least 16 characters long (or empty to disable admin endpoints)",
             ));
         }
-        if sec.rate_limit_events_per_second > 0
-            && sec.rate_limit_burst > 0
-            && sec.rate_limit_burst < self.http.max_batch_size as u64
-        {
-            return Err(invalid(
+        if sec.rate_limit_events_per_second > 0 && sec.rate_limit_burst > 0 {
+            not_below(
                 "security.rate_limit_burst",
-                format!(
-                    "must be at least http.max_batch_size ({} < {}), or a full batch could never pass",
-                    sec.rate_limit_burst, self.http.max_batch_size
-                ),
-            ));
+                sec.rate_limit_burst,
+                "http.max_batch_size",
+                self.http.max_batch_size as u64,
+                ", or a full batch could never pass",
+            )?;
         }
         Ok(())
     }

@@ -163,6 +163,20 @@ async fn bad_input_is_refused_and_nothing_reaches_kafka() {
             Some("url"),
         ),
         (
+            "/events/page-view",
+            json!({"userId": "u", "url": "/", "duration": -1}).to_string(),
+            400,
+            "validation_failed",
+            Some("duration"),
+        ),
+        (
+            "/events/user-event",
+            json!({"userId": "u", "eventType": "login", "timestamp": 1_700_000_000}).to_string(),
+            400,
+            "validation_failed",
+            Some("timestamp"),
+        ),
+        (
             "/events/batch-events",
             json!({"userId": "u", "eventType": "login"}).to_string(),
             400,
@@ -228,5 +242,51 @@ async fn bad_input_is_refused_and_nothing_reaches_kafka() {
     // Nothing of the above was written.
     assert_eq!(app.end_offsets(&app.topic("user-events"), 3), vec![0, 0, 0]);
     assert_eq!(app.end_offsets(&app.topic("page-views"), 3), vec![0, 0, 0]);
+    app.stop().await;
+}
+
+/// The schemas events are checked against are served as their files hold
+/// them, so a client can check an event before sending it.
+#[actix_web::test]
+async fn the_event_schemas_are_served_as_in_their_files() {
+    let app = spawn_app(&[]).await;
+    let (status, listed) = app.get("/v1/schemas").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed,
+        json!({
+            "header": "schema-version",
+            "currentVersion": "1",
+            "schemas": [
+                {"kind": "user-event", "version": "1", "current": true, "path": "/v1/schemas/user-event/1"},
+                {"kind": "page-view", "version": "1", "current": true, "path": "/v1/schemas/page-view/1"},
+            ]
+        })
+    );
+    for (kind, file) in [
+        (
+            "user-event",
+            include_str!("../config/schemas/user-event.v1.json"),
+        ),
+        (
+            "page-view",
+            include_str!("../config/schemas/page-view.v1.json"),
+        ),
+    ] {
+        let (status, document) = app.get(&format!("/v1/schemas/{kind}/1")).await;
+        assert_eq!(status, 200, "{document}");
+        let expected: Value = serde_json::from_str(file).expect("the file is JSON");
+        assert_eq!(document, expected);
+    }
+    let (status, answer) = app.get("/v1/schemas/user-event/2").await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (404, json!("not_found"))
+    );
+    let (status, answer) = app.get("/v1/schemas/click/1").await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (404, json!("not_found"))
+    );
     app.stop().await;
 }

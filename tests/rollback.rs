@@ -32,13 +32,15 @@ async fn an_aborted_transaction_rolls_back_and_counts_exactly() {
         })
         .await;
     assert_eq!(stats["consumer"]["rollbacks"], json!(1), "{stats}");
+    // The rolled-back records are read again, and skipped or re-applied
+    // once. Waited for: queries may show the count before the re-read, since
+    // the read model follows the changelog read uncommitted and the replay
+    // writes the aborted entries again, identically.
+    app.wait_for("/events/stats", WAIT, |s| {
+        s["consumer"]["recordsConsumed"].as_u64() > Some(2_000)
+    })
+    .await;
     assert_counted_exactly(&app, 2_000).await;
-    // The rolled-back records were read again, and skipped or re-applied once.
-    let (_, stats) = app.get("/events/stats").await;
-    assert!(
-        stats["consumer"]["recordsConsumed"].as_u64() > Some(2_000),
-        "nothing was re-read: {stats}"
-    );
     send(&app, 2_000, 2_500, 250).await;
     assert_counted_exactly(&app, 2_500).await;
     app.stop().await;

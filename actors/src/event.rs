@@ -166,9 +166,9 @@ fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, Vali
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(ValidationError::new(field, "must not be empty"))
         }
-        Some(Value::String(s)) if s.len() > 1024 => Err(ValidationError::new(
+        Some(Value::String(s)) if s.chars().count() > 1024 => Err(ValidationError::new(
             field,
-            "must be at most 1024 bytes long",
+            "must be at most 1024 characters long",
         )),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(ValidationError::new(field, "must be a string")),

@@ -32,6 +32,7 @@ mod partition_consumer;
 pub mod read_model;
 pub mod retry;
 mod router;
+pub mod schema;
 pub mod source;
 pub mod state;
 mod stats;

@@ -21,9 +21,8 @@ use crate::dedupe::{Dedupe, SeenChanges};
 use crate::event::{Defaults, Event, PageView, UserEvent, ValidationError};
 use crate::retry::{handoff_id, Origin, Retried, RetryHeaderError, RetryPolicy, RetryRecord};
 use crate::router::{Hop, MetricSet, Routed, Router, METRICS};
-use crate::source::{
-    InputTopic, RawRecord, SourcePartition, SCHEMA_VERSIONS, SCHEMA_VERSION_HEADER,
-};
+use crate::schema;
+use crate::source::{InputTopic, RawRecord, SourcePartition, SCHEMA_VERSION_HEADER};
 use crate::state::StateUpdate;
 use crate::stats::ConsumerStats;
 
@@ -124,22 +123,9 @@ pub enum DecodeError {
 /// `timestamp` is the record's own timestamp, so replays decode to the same
 /// event.
 pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeError> {
-    if let Some(version) = record.header(SCHEMA_VERSION_HEADER) {
-        let version = String::from_utf8_lossy(version);
-        if !SCHEMA_VERSIONS.contains(&version.as_ref()) {
-            return Err(DecodeError::UnknownSchemaVersion(version.into_owned()));
-        }
-    }
-    let payload = record.payload.as_deref().ok_or(DecodeError::Empty)?;
-    let value: serde_json::Value = serde_json::from_slice(payload)?;
-    let now = record
-        .timestamp_ms
-        .and_then(DateTime::<Utc>::from_timestamp_millis)
-        .unwrap_or_else(Utc::now);
-    let defaults = Defaults { now };
-    Ok(match topic {
-        InputTopic::UserEvents => Event::User(UserEvent::from_json(&value, defaults)?),
-        InputTopic::PageViews => Event::Page(PageView::from_json(&value, defaults)?),
+    let kind = match topic {
+        InputTopic::UserEvents => schema::Kind::UserEvent,
+        InputTopic::PageViews => schema::Kind::PageView,
         // Never an event kind of its own: a retry record's kind is its
         // origin's input topic.
         InputTopic::RetryEvents => {
@@ -147,6 +133,25 @@ pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeErro
                 crate::retry::headers::INPUT,
             )))
         }
+    };
+    let version = record
+        .header(SCHEMA_VERSION_HEADER)
+        .map(String::from_utf8_lossy)
+        .unwrap_or(schema::DEFAULT_VERSION.into());
+    let schema = schema::built_in()
+        .get(kind, &version)
+        .ok_or_else(|| DecodeError::UnknownSchemaVersion(version.into_owned()))?;
+    let payload = record.payload.as_deref().ok_or(DecodeError::Empty)?;
+    let value: serde_json::Value = serde_json::from_slice(payload)?;
+    schema.validate(&value)?;
+    let now = record
+        .timestamp_ms
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .unwrap_or_else(Utc::now);
+    let defaults = Defaults { now };
+    Ok(match kind {
+        schema::Kind::UserEvent => Event::User(UserEvent::from_json(&value, defaults)?),
+        schema::Kind::PageView => Event::Page(PageView::from_json(&value, defaults)?),
     })
 }
 

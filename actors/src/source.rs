@@ -78,5 +78,3 @@ impl RawRecord {
 
 /// The header naming the version of the record's value schema.
 pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
-/// The schema versions this build reads; a record without the header is 1.
-pub const SCHEMA_VERSIONS: [&str; 1] = ["1"];

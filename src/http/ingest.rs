@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::event::{Defaults, PageView, UserEvent, ValidationError};
+use arus_actors::schema::{self, Kind, Schema};
 use chrono::Utc;
 use futures::future::join_all;
 use serde::Serialize;
@@ -72,8 +73,20 @@ fn limit(state: &AppState, req: &HttpRequest, cost: usize) -> Result<(), ApiErro
     }
 }
 
+/// The schema events are checked against at ingest: the version their
+/// records will carry.
+fn current_schema(kind: Kind) -> &'static Schema {
+    // Every kind has a schema at the current version; the schema module's
+    // tests check it.
+    schema::built_in()
+        .get(kind, schema::CURRENT_VERSION)
+        .unwrap_or_else(|| panic!("no {} schema at the current version", kind.as_str()))
+}
+
 /// What the two single-event routes take: a user event or a page view.
 trait SingleEvent: Serialize + Sized {
+    /// Its schema.
+    const KIND: Kind;
     fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError>;
     /// Its eventId, generated now when the client sent none.
     fn event_id(&mut self) -> Uuid;
@@ -82,6 +95,7 @@ trait SingleEvent: Serialize + Sized {
 }
 
 impl SingleEvent for UserEvent {
+    const KIND: Kind = Kind::UserEvent;
     fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
         UserEvent::from_json(value, defaults)
     }
@@ -94,6 +108,7 @@ impl SingleEvent for UserEvent {
 }
 
 impl SingleEvent for PageView {
+    const KIND: Kind = Kind::PageView;
     fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
         PageView::from_json(value, defaults)
     }
@@ -115,6 +130,7 @@ async fn ingest_one<E: SingleEvent>(
 ) -> Result<HttpResponse, ApiError> {
     auth::ingest(req, &state.settings.security.ingest_api_keys)?;
     let value = json_body(state, payload).await?;
+    current_schema(E::KIND).validate(&value)?;
     let mut event = E::from_json(&value, Defaults { now: Utc::now() })?;
     limit(state, req, 1)?;
     let event_id = event.event_id();
@@ -184,10 +200,12 @@ pub async fn batch_events(
         )));
     }
     let defaults = Defaults { now: Utc::now() };
+    let schema = current_schema(Kind::UserEvent);
     let events: Vec<UserEvent> = items
         .iter()
         .enumerate()
         .map(|(i, item)| {
+            schema.validate(item).map_err(|e| e.in_item(i))?;
             let mut e = UserEvent::from_json(item, defaults).map_err(|e| e.in_item(i))?;
             e.event_id.get_or_insert_with(Uuid::new_v4);
             Ok::<_, ValidationError>(e)

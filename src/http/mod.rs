@@ -11,6 +11,7 @@ mod offsets;
 mod query;
 pub mod rate_limit;
 pub mod request_metrics;
+mod schemas;
 
 use std::sync::Arc;
 
@@ -100,6 +101,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
     )
     .route("/v1/chaos/panic", web::post().to(chaos::panic))
     .route("/v1/lag", web::get().to(lag::current))
+    .route("/v1/schemas", web::get().to(schemas::list))
+    .route(
+        "/v1/schemas/{kind}/{version}",
+        web::get().to(schemas::document),
+    )
     .route(
         "/v1/consumer-groups/{group}/offsets",
         web::get().to(offsets::group_offsets),

@@ -258,7 +258,12 @@ impl Partitions {
         match committer.commit(&out, &offsets, &group) {
             Ok(()) => {
                 self.stats.commit_seconds.observe(started.elapsed());
-                self.aborts.lock().unwrap_or_else(|p| p.into_inner()).1 = 0;
+                // Only a transaction that moved input offsets clears the
+                // abort count: one that carried state alone (sessions closed
+                // by time) proves nothing about the work that keeps aborting.
+                if offsets.count() > 0 {
+                    self.aborts.lock().unwrap_or_else(|p| p.into_inner()).1 = 0;
+                }
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats

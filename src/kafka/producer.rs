@@ -127,7 +127,7 @@ impl EventProducer {
             })
             .insert(Header {
                 key: arus_actors::source::SCHEMA_VERSION_HEADER,
-                value: Some(arus_actors::source::SCHEMA_VERSIONS[0]),
+                value: Some(arus_actors::schema::CURRENT_VERSION),
             });
         // The consumer's span continues this one's trace.
         let trace_headers = if crate::telemetry::tracing_on() {

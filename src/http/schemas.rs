@@ -1,0 +1,43 @@
+//! The event schemas, served so clients can check events before sending:
+//! `GET /v1/schemas` lists them, `GET /v1/schemas/{kind}/{version}` answers
+//! one document, as in its file under `config/schemas/`.
+
+use actix_web::{web, HttpResponse};
+use arus_actors::schema::{self, Kind};
+use serde_json::json;
+
+use crate::error::ApiError;
+
+pub async fn list() -> HttpResponse {
+    let schemas: Vec<_> = schema::built_in()
+        .versions()
+        .map(|(kind, version)| {
+            json!({
+                "kind": kind.as_str(),
+                "version": version,
+                "current": version == schema::CURRENT_VERSION,
+                "path": format!("/v1/schemas/{}/{version}", kind.as_str()),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "header": arus_actors::source::SCHEMA_VERSION_HEADER,
+        "currentVersion": schema::CURRENT_VERSION,
+        "schemas": schemas,
+    }))
+}
+
+pub async fn document(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (kind_name, version) = path.into_inner();
+    let kind = Kind::parse(&kind_name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no schema kind {kind_name:?}; the kinds are user-event and page-view"
+        ))
+    })?;
+    let schema = schema::built_in().get(kind, &version).ok_or_else(|| {
+        ApiError::NotFound(format!("no {kind_name} schema at version {version:?}"))
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/schema+json")
+        .json(schema.document()))
+}

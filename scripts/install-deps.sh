@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build dependencies from Debian's packages: cmake for librdkafka's build
-# (rdkafka's cmake-build feature). Skipped when already present.
+# (rdkafka's cmake-build feature), OpenSSL's headers for its TLS and SASL/SCRAM
+# support (rdkafka's ssl feature). Skipped when already present.
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
@@ -8,6 +9,8 @@ command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 # The tracing test's OTLP receiver installs into a Python virtual environment.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -eq 0 ]; then

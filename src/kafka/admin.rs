@@ -59,11 +59,23 @@ pub async fn provision_topics(
             .set("compression.type", &topic.compression)
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    // The request timeout too: without it, a broker that refuses the login
+    // keeps startup waiting for librdkafka's default of a minute.
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
     let results = admin
         .create_topics(new_topics.iter(), &options)
         .await
-        .with_context(|| format!("creating topics on {brokers}"))?;
+        .with_context(|| {
+            // A broker that refuses the login answers nothing the request
+            // can report but the timeout.
+            let login = match k.client.get("sasl.username") {
+                Some(user) => format!(" (is the broker up, and does it accept user {user:?}?)"),
+                None => " (is the broker up?)".to_string(),
+            };
+            format!("creating topics on {brokers}{login}")
+        })?;
 
     let mut statuses = Vec::new();
     let mut existing = Vec::new();

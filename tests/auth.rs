@@ -89,6 +89,11 @@ async fn ingest_and_admin_routes_need_their_credentials() {
             json!({"metric": "users", "shard": 0}),
             404,
         ),
+        (
+            "/v1/chaos/shard-stop",
+            json!({"metric": "users", "shard": 0}),
+            404,
+        ),
     ];
     for (path, body, admitted) in &posts {
         let (status, _) = app.post(path, body).await;

@@ -4,7 +4,7 @@
 //! collects the dirty entries with [`Flush`] and writes them to the changelog
 //! in the same Kafka transaction as the input offsets they are valid through.
 
-use actix::{Actor, Context, Handler, Message, MessageResult};
+use actix::{Actor, ActorContext, Context, Handler, Message, MessageResult, Supervised};
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -12,6 +12,7 @@ use crate::event::Event;
 use crate::metrics::Metric;
 use crate::source::SourcePartition;
 use crate::state::StateUpdate;
+use crate::supervision::{Restarts, Stop};
 use std::sync::Arc;
 
 /// Events of one source partition for one shard, in offset order.
@@ -74,16 +75,38 @@ pub struct AggregatorShard<M: Metric> {
     mailbox_capacity: usize,
     /// Refusing every batch until then (an injected outage).
     out_until: Option<Instant>,
+    restarts: Arc<Restarts>,
 }
 
 impl<M: Metric> AggregatorShard<M> {
-    pub fn new(index: usize, mailbox_capacity: usize) -> Self {
+    pub fn new(index: usize, mailbox_capacity: usize, restarts: Arc<Restarts>) -> Self {
         Self {
             index,
             state: M::default(),
             mailbox_capacity,
             out_until: None,
+            restarts,
         }
+    }
+}
+
+impl<M: Metric> Supervised for AggregatorShard<M> {
+    /// Started again after stopping: the state it held is dropped (the
+    /// rollback the restart triggers restores it from the changelog).
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.state = M::default();
+        self.out_until = None;
+        self.restarts
+            .record(&format!("shard {}/{}", M::NAME, self.index));
+    }
+}
+
+impl<M: Metric> Handler<Stop> for AggregatorShard<M> {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Self::Context) {
+        warn!(metric = M::NAME, shard = self.index, "injected stop");
+        ctx.stop();
     }
 }
 
@@ -187,5 +210,64 @@ impl<M: Metric> Handler<Forget> for AggregatorShard<M> {
         for source in msg.0 {
             self.state.forget(source);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventType, UserEvent};
+    use crate::metrics::EventCounts;
+    use crate::source::InputTopic;
+    use actix::Supervisor;
+    use chrono::Utc;
+
+    fn apply(offsets: std::ops::Range<i64>) -> Apply {
+        let event = Arc::new(Event::User(UserEvent {
+            event_id: None,
+            user_id: "u".into(),
+            event_type: EventType::Login,
+            timestamp: Utc::now(),
+            metadata: None,
+        }));
+        Apply {
+            source: SourcePartition::new(InputTopic::UserEvents, 0),
+            events: offsets.map(|o| (o, Arc::clone(&event))).collect(),
+            traces: Vec::new(),
+        }
+    }
+
+    #[actix::test]
+    async fn a_stopped_shard_restarts_on_the_same_address_without_its_state() {
+        let restarts = Arc::new(Restarts::default());
+        let shared = Arc::clone(&restarts);
+        let shard = Supervisor::start(move |_| AggregatorShard::<EventCounts>::new(0, 8, shared));
+        let outcome = shard.send(apply(0..3)).await.expect("delivered");
+        assert_eq!(
+            outcome,
+            Ok(ApplyOutcome {
+                applied: 3,
+                skipped: 0
+            })
+        );
+
+        shard.send(Stop).await.expect("delivered");
+        // The same address answers: restarted, with nothing in memory (the
+        // three applied events are gone, not flushed) and the restart noted.
+        assert_eq!(shard.send(Flush).await.expect("delivered"), Vec::new());
+        assert_eq!(restarts.total(), 1);
+        assert!(restarts.take_unhandled());
+
+        // Offsets it had applied before are applied again: its `as_of` is gone.
+        let outcome = shard.send(apply(0..2)).await.expect("delivered");
+        assert_eq!(
+            outcome,
+            Ok(ApplyOutcome {
+                applied: 2,
+                skipped: 0
+            })
+        );
+        assert_eq!(shard.send(Flush).await.expect("delivered").len(), 1);
+        assert_eq!(restarts.total(), 1);
     }
 }

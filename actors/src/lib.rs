@@ -36,6 +36,7 @@ pub mod schema;
 pub mod source;
 pub mod state;
 mod stats;
+pub mod supervision;
 
 pub use aggregator_shard::{
     AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Outage, Restore, ShardRefused,

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::{
-    Actor, ActorFutureExt, AtomicResponse, Context, Handler, MailboxError, Message, MessageResult,
-    WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, MailboxError, Message,
+    MessageResult, Supervised, WrapFuture,
 };
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -25,6 +25,7 @@ use crate::schema;
 use crate::source::{InputTopic, RawRecord, SourcePartition, SCHEMA_VERSION_HEADER};
 use crate::state::StateUpdate;
 use crate::stats::ConsumerStats;
+use crate::supervision::Stop;
 
 /// A poll's worth of records of this partition, in offset order.
 #[derive(Message)]
@@ -225,6 +226,27 @@ impl Actor for PartitionConsumer {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         debug!(source = %self.source, "partition consumer stopped");
+    }
+}
+
+impl Supervised for PartitionConsumer {
+    /// Started again after stopping. Its seen-ids, dead-letter mark and held
+    /// retries are not trusted any more; the recorded restart makes the
+    /// commit barrier roll the partitions back, which replaces this actor
+    /// with one restored from the changelog.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.router
+            .restarts()
+            .record(&format!("partition consumer {}", self.source));
+    }
+}
+
+impl Handler<Stop> for PartitionConsumer {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Self::Context) {
+        warn!(source = %self.source, "injected stop");
+        ctx.stop();
     }
 }
 
@@ -929,5 +951,35 @@ mod tests {
             Some(br#"{"userId":"c","eventType":"login"}"#.as_slice())
         );
         assert_eq!(ConsumerStats::get(&stats.retries_exhausted), 1);
+    }
+
+    #[actix::test]
+    async fn a_stopped_partition_consumer_restarts_and_the_restart_is_recorded() {
+        let arbiters = [Arbiter::current()];
+        let router = Arc::new(Router::start(1, 4, breaker_config(), &arbiters));
+        let source = SourcePartition::new(InputTopic::UserEvents, 0);
+        let shared = Arc::clone(&router);
+        let consumer = actix::Supervisor::start(move |_| {
+            PartitionConsumer::new(
+                source,
+                shared,
+                Arc::new(ConsumerStats::default()),
+                Dedupe::new(source, 600_000, Vec::new()),
+                DeadLetters::new(source, None),
+                policy(),
+            )
+        });
+        consumer.send(Stop).await.expect("delivered");
+        let outcome = consumer
+            .send(ProcessBatch::of(vec![record(
+                0,
+                r#"{"userId":"a","eventType":"login"}"#,
+            )]))
+            .await
+            .expect("the same address answers")
+            .expect("applied");
+        assert_eq!((outcome.next_offset, outcome.applied), (1, 1));
+        assert_eq!(router.restarts().total(), 1);
+        assert!(router.restarts().take_unhandled());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actix::{Actor, ArbiterHandle, Recipient};
+use actix::{ArbiterHandle, Recipient, Supervisor};
 
 use crate::aggregator_shard::{AggregatorShard, Apply, Crash, Flush, Forget, Outage, Restore};
 use crate::breaker::{Breaker, BreakerConfig, TokioClock};
@@ -13,6 +13,7 @@ use crate::event::Event;
 use crate::metrics::{EventCounts, Metric, Sessions, TopPages, Users};
 use crate::source::SourcePartition;
 use crate::state::StateUpdate;
+use crate::supervision::{Restarts, Stop};
 use actix::MailboxError;
 use futures::future::join_all;
 
@@ -137,6 +138,7 @@ struct Shard {
     forget: Recipient<Forget>,
     outage: Recipient<Outage>,
     crash: Recipient<Crash>,
+    stop: Recipient<Stop>,
 }
 
 impl Route {
@@ -152,6 +154,7 @@ struct ShardSpawner<'a> {
     arbiters: &'a [ArbiterHandle],
     /// Shards started so far, to spread them round-robin over the arbiters.
     placed: usize,
+    restarts: Arc<Restarts>,
 }
 
 impl ShardSpawner<'_> {
@@ -161,8 +164,9 @@ impl ShardSpawner<'_> {
                 let arbiter = &self.arbiters[self.placed % self.arbiters.len()];
                 self.placed += 1;
                 let cap = self.mailbox_capacity;
-                let addr = AggregatorShard::<M>::start_in_arbiter(arbiter, move |_| {
-                    AggregatorShard::new(index, cap)
+                let restarts = Arc::clone(&self.restarts);
+                let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
+                    AggregatorShard::<M>::new(index, cap, restarts)
                 });
                 Shard {
                     apply: addr.clone().recipient(),
@@ -170,7 +174,8 @@ impl ShardSpawner<'_> {
                     restore: addr.clone().recipient(),
                     forget: addr.clone().recipient(),
                     outage: addr.clone().recipient(),
-                    crash: addr.recipient(),
+                    crash: addr.clone().recipient(),
+                    stop: addr.recipient(),
                 }
             })
             .collect();
@@ -196,6 +201,8 @@ impl ShardSpawner<'_> {
 /// The shards of every metric.
 pub struct Router {
     routes: Vec<Route>,
+    /// Restarts of the shards, and of the partition consumers.
+    restarts: Arc<Restarts>,
 }
 
 impl Router {
@@ -208,12 +215,14 @@ impl Router {
         arbiters: &[ArbiterHandle],
     ) -> Self {
         assert!(!arbiters.is_empty(), "shards need an arbiter to run on");
+        let restarts = Arc::new(Restarts::default());
         let mut spawner = ShardSpawner {
             shards: shards.max(1),
             mailbox_capacity,
             breaker,
             arbiters,
             placed: 0,
+            restarts: Arc::clone(&restarts),
         };
         let routes = vec![
             spawner.route::<EventCounts>(),
@@ -221,7 +230,12 @@ impl Router {
             spawner.route::<TopPages>(),
             spawner.route::<Sessions>(),
         ];
-        Self { routes }
+        Self { routes, restarts }
+    }
+
+    /// Restarts of supervised actors (shards and partition consumers).
+    pub fn restarts(&self) -> &Arc<Restarts> {
+        &self.restarts
     }
 
     /// Splits a batch of one source partition into one [`Apply`] per shard
@@ -321,6 +335,23 @@ impl Router {
 
     /// Fault injection: shard `shard` of `metric` refuses every batch for
     /// `duration`. `None` when there is no such shard.
+    /// Fault injection: shard `shard` of `metric` stops, and its supervisor
+    /// restarts it. `false` when there is no such shard.
+    pub fn stop(&self, metric: &str, shard: usize) -> bool {
+        let target = self
+            .routes
+            .iter()
+            .find(|r| r.metric == metric)
+            .and_then(|r| r.shards.get(shard));
+        match target {
+            Some(target) => {
+                target.stop.do_send(Stop);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub async fn outage(
         &self,
         metric: &str,

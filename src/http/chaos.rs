@@ -4,6 +4,8 @@
 //! - `POST /v1/chaos/shard-outage {"metric","shard","durationMs"}`: the shard
 //!   refuses every batch for a while; its hop fails, its breaker opens, and
 //!   its events go through the retry topic.
+//! - `POST /v1/chaos/shard-stop {"metric","shard"}`: the shard stops; its
+//!   supervisor restarts it, and the partitions roll back to the last commit.
 //! - `POST /v1/chaos/panic {"metric","shard"}`: the shard panics, which ends
 //!   the process with a non-zero status.
 
@@ -27,6 +29,7 @@ pub struct ShardOutage {
     duration_ms: u64,
 }
 
+/// The shard a panic or a stop is injected into.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ShardPanic {
@@ -108,5 +111,17 @@ pub async fn panic(
     check_shard(&state, &body.metric, body.shard)?;
     tracing::warn!(metric = %body.metric, shard = body.shard, "injecting a panic");
     state.router.crash(&body.metric, body.shard);
+    Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
+}
+
+pub async fn shard_stop(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: ShardPanic = chaos_request(&state, &req, payload).await?;
+    check_shard(&state, &body.metric, body.shard)?;
+    tracing::warn!(metric = %body.metric, shard = body.shard, "injecting a stop");
+    state.router.stop(&body.metric, body.shard);
     Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
 }

@@ -236,6 +236,11 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             get(&s.rollbacks),
         ),
         (
+            "arus_actor_restarts_total",
+            "Aggregator shards and partition consumers that stopped and were restarted by their supervisor (each rolls back to the last commit).",
+            state.router.restarts().total(),
+        ),
+        (
             "arus_producer_recreated_total",
             "Times the fenced transactional producer was recreated.",
             get(&s.producer_recreated),

@@ -100,6 +100,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         web::post().to(chaos::shard_outage),
     )
     .route("/v1/chaos/panic", web::post().to(chaos::panic))
+    .route("/v1/chaos/shard-stop", web::post().to(chaos::shard_stop))
     .route("/v1/lag", web::get().to(lag::current))
     .route("/v1/schemas", web::get().to(schemas::list))
     .route(

@@ -163,6 +163,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "rebalances": ConsumerStats::get(&s.rebalances),
             "rollbacks": ConsumerStats::get(&s.rollbacks),
             "producerRecreated": ConsumerStats::get(&s.producer_recreated),
+            "actorRestarts": state.router.restarts().total(),
         },
         "asOf": as_of(&state),
         "lag": state.read_model.lag(),

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actix::{Actor, Addr, ArbiterHandle};
+use actix::{Addr, ArbiterHandle, Supervisor};
 use arus_actors::changelog;
 use arus_actors::dead_letter::DeadLetters;
 use arus_actors::dedupe::Dedupe;
@@ -242,6 +242,12 @@ impl Partitions {
                     .into_iter()
                     .map(|r| (self.topic_name(r.origin.source.topic).to_string(), r)),
             );
+        }
+        // After the flushes: a restart before one of them may have emptied
+        // what it handed over. Nothing flushed is written then; everything
+        // rolls back to the last commit instead.
+        if self.router.restarts().take_unhandled() {
+            return self.rollback(consumer);
         }
         let offsets = self.pending();
         if out.is_empty() && offsets.count() == 0 {
@@ -519,7 +525,9 @@ impl Partitions {
                 let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
                 let dead = DeadLetters::new(source, marks.remove(&source));
                 let policy = (&self.settings.retry).into();
-                let actor = PartitionConsumer::start_in_arbiter(&self.arbiter, move |_| {
+                // Supervised: one that stops is started again on the same
+                // address (see arus_actors::supervision).
+                let actor = Supervisor::start_in_arbiter(&self.arbiter, move |_| {
                     PartitionConsumer::new(source, router, stats, dedupe, dead, policy)
                 });
                 if let Some(slot) = slots.get_mut(&source) {

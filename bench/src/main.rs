@@ -2,8 +2,9 @@
 //!
 //! - raw produce: a plain idempotent `acks=all` producer, same compression
 //! - raw consume: a plain consumer reading the same records
-//! - ingest: arus's `POST /events/batch-events`, batches of 1,000, and single
-//!   events over 64 keep-alive connections (wrk), against the raw producer
+//! - ingest: arus's `POST /events/batch-events`, batches of 1,000, against the
+//!   raw producer; single events over 64 keep-alive connections (wrk) against
+//!   64 raw senders that each wait for their record's acknowledgement
 //! - end to end: records preloaded into the input; arus consumes, aggregates,
 //!   commits (transactions) and shows them all in a query answer
 //! - freshness: under half the rate arus sustains (the lower of ingest and
@@ -180,8 +181,8 @@ fn main() -> anyhow::Result<()> {
             eprintln!("run {run}: raw produce {raw:.0}/s, arus batch ingest {arus:.0}/s");
             raw_p.push(raw);
             ing.push(arus);
-            if let Some(rate) = runs::single_event(&args, &client).await? {
-                eprintln!("run {run}: arus single-event ingest {rate:.0}/s");
+            if let Some((raw, rate)) = runs::single_event(&args, &client).await? {
+                eprintln!("run {run}: raw one at a time {raw:.0}/s, arus single-event ingest {rate:.0}/s");
                 raw_single.push(raw);
                 single.push(rate);
             }
@@ -205,7 +206,11 @@ fn main() -> anyhow::Result<()> {
             table += "| ingest, single events (wrk) | not run: wrk is not installed | | | |\n";
         } else {
             table += &row(
-                "ingest, single events, 64 keep-alive connections (wrk) vs raw producer",
+                &format!(
+                    "ingest, single events, {} keep-alive connections (wrk) vs raw producer with {} senders each awaiting its ack",
+                    runs::SINGLE_CLIENTS,
+                    runs::SINGLE_CLIENTS
+                ),
                 raw_single,
                 single,
                 "(none set)",

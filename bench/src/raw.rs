@@ -98,3 +98,49 @@ pub fn raw_consume(brokers: &str, topic: &str, n: usize) -> anyhow::Result<f64> 
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
+
+/// Produces `n` events from `clients` senders that each wait for one
+/// record's acknowledgement before sending the next, as that many HTTP
+/// clients sending single events do; returns events per second.
+pub async fn raw_produce_one_at_a_time(
+    brokers: &str,
+    topic: &str,
+    n: usize,
+    clients: usize,
+) -> anyhow::Result<f64> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .create()?;
+    producer
+        .send(
+            FutureRecord::to(topic).key("warm-up").payload("{}"),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    let body = serde_json::to_vec(&event(7, false))?;
+    let started = Instant::now();
+    let senders = (0..clients).map(|c| {
+        let (producer, body) = (&producer, &body);
+        async move {
+            for i in (c..n).step_by(clients) {
+                let key = format!("user-{:06}", i % 50_000);
+                producer
+                    .send(
+                        FutureRecord::to(topic).key(&key).payload(body),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)?;
+            }
+            anyhow::Ok(())
+        }
+    });
+    for result in join_all(senders).await {
+        result?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use futures::StreamExt as _;
 use serde_json::{json, Value};
 
-use crate::raw::{create_topic, raw_consume, raw_produce};
+use crate::raw::{create_topic, raw_consume, raw_produce, raw_produce_one_at_a_time};
 use crate::service::{get, start_arus, Load};
 use crate::{event, prefix, Args, BATCH, IN_FLIGHT};
 
@@ -266,13 +266,21 @@ pub async fn memory(args: &Args, client: &awc::Client, users: usize) -> anyhow::
     Ok((idle, loaded))
 }
 
-/// Single events over keep-alive connections with wrk: requests per
-/// second, every one answered 201. `None` when wrk is not installed.
-pub async fn single_event(args: &Args, client: &awc::Client) -> anyhow::Result<Option<f64>> {
+/// Connections (wrk) and raw senders of the single-event benchmark.
+pub const SINGLE_CLIENTS: usize = 64;
+
+/// Single events over keep-alive connections with wrk, every one answered
+/// 201, against the raw producer with as many senders each waiting for its
+/// record's acknowledgement: (raw, arus) events per second. `None` when wrk
+/// is not installed.
+pub async fn single_event(args: &Args, client: &awc::Client) -> anyhow::Result<Option<(f64, f64)>> {
     if Command::new("wrk").arg("--version").output().is_err() {
         return Ok(None);
     }
     let prefix = prefix();
+    let raw_topic = format!("{prefix}raw-single");
+    create_topic(&args.brokers, &raw_topic).await?;
+    let raw = raw_produce_one_at_a_time(&args.brokers, &raw_topic, 50_000, SINGLE_CLIENTS).await?;
     let arus = start_arus(args, &prefix, client).await?;
     let script = std::env::temp_dir().join(format!("{prefix}wrk.lua"));
     let mut body = event(7, false);
@@ -288,7 +296,13 @@ pub async fn single_event(args: &Args, client: &awc::Client) -> anyhow::Result<O
         ),
     )?;
     let out = Command::new("wrk")
-        .args(["-t2", "-c64", "-d15s", "--latency", "-s"])
+        .args([
+            "-t2",
+            &format!("-c{SINGLE_CLIENTS}"),
+            "-d15s",
+            "--latency",
+            "-s",
+        ])
         .arg(&script)
         .arg(format!("{}/events/user-event", arus.url))
         .output()
@@ -304,5 +318,5 @@ pub async fn single_event(args: &Args, client: &awc::Client) -> anyhow::Result<O
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .with_context(|| format!("no rate in wrk's output:\n{text}"))?;
-    Ok(Some(rate))
+    Ok(Some((raw, rate)))
 }

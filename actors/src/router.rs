@@ -316,50 +316,38 @@ impl Router {
         out
     }
 
+    fn shard(&self, metric: &str, shard: usize) -> Option<&Shard> {
+        self.routes
+            .iter()
+            .find(|r| r.metric == metric)
+            .and_then(|r| r.shards.get(shard))
+    }
+
     /// Fault injection: shard `shard` of `metric` panics. `false` when there
     /// is no such shard.
     pub fn crash(&self, metric: &str, shard: usize) -> bool {
-        let target = self
-            .routes
-            .iter()
-            .find(|r| r.metric == metric)
-            .and_then(|r| r.shards.get(shard));
-        match target {
-            Some(target) => {
-                target.crash.do_send(Crash);
-                true
-            }
-            None => false,
-        }
+        self.shard(metric, shard)
+            .map(|s| s.crash.do_send(Crash))
+            .is_some()
+    }
+
+    /// Fault injection: shard `shard` of `metric` stops, and its supervisor
+    /// restarts it. `false` when there is no such shard.
+    pub fn stop(&self, metric: &str, shard: usize) -> bool {
+        self.shard(metric, shard)
+            .map(|s| s.stop.do_send(Stop))
+            .is_some()
     }
 
     /// Fault injection: shard `shard` of `metric` refuses every batch for
     /// `duration`. `None` when there is no such shard.
-    /// Fault injection: shard `shard` of `metric` stops, and its supervisor
-    /// restarts it. `false` when there is no such shard.
-    pub fn stop(&self, metric: &str, shard: usize) -> bool {
-        let target = self
-            .routes
-            .iter()
-            .find(|r| r.metric == metric)
-            .and_then(|r| r.shards.get(shard));
-        match target {
-            Some(target) => {
-                target.stop.do_send(Stop);
-                true
-            }
-            None => false,
-        }
-    }
-
     pub async fn outage(
         &self,
         metric: &str,
         shard: usize,
         duration: Duration,
     ) -> Option<Result<(), MailboxError>> {
-        let route = self.routes.iter().find(|r| r.metric == metric)?;
-        let target = route.shards.get(shard)?;
+        let target = self.shard(metric, shard)?;
         Some(target.outage.send(Outage(duration)).await)
     }
 }

@@ -24,6 +24,29 @@ pub async fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A producer set up as arus's ingest producer is.
+fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .create()?)
+}
+
+/// Connected and with its producer id before the clock starts, like arus's
+/// producer when its ingest is timed (one record more).
+async fn warm_up(producer: &FutureProducer, topic: &str) -> anyhow::Result<()> {
+    producer
+        .send(
+            FutureRecord::to(topic).key("warm-up").payload("{}"),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(())
+}
+
 /// Produces `n` events like arus's ingest does; returns events per second.
 /// `timed`: the rate is the figure wanted (not a preload).
 pub async fn raw_produce(
@@ -33,12 +56,7 @@ pub async fn raw_produce(
     ids: bool,
     timed: bool,
 ) -> anyhow::Result<f64> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .create()?;
+    let producer = producer(brokers)?;
     let payloads: Vec<(String, Vec<u8>)> = (0..n)
         .map(|i| {
             let e = event(i, ids);
@@ -47,15 +65,7 @@ pub async fn raw_produce(
         })
         .collect();
     if timed {
-        // Connected and with its producer id before the clock starts, like
-        // arus's producer when its ingest is timed (one record more).
-        producer
-            .send(
-                FutureRecord::to(topic).key("warm-up").payload("{}"),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)?;
+        warm_up(&producer, topic).await?;
     }
     let started = Instant::now();
     for chunk in payloads.chunks(IN_FLIGHT) {
@@ -108,19 +118,8 @@ pub async fn raw_produce_one_at_a_time(
     n: usize,
     clients: usize,
 ) -> anyhow::Result<f64> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .create()?;
-    producer
-        .send(
-            FutureRecord::to(topic).key("warm-up").payload("{}"),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)?;
+    let producer = producer(brokers)?;
+    warm_up(&producer, topic).await?;
     let body = serde_json::to_vec(&event(7, false))?;
     let started = Instant::now();
     let senders = (0..clients).map(|c| {

@@ -102,16 +102,27 @@ pub async fn shard_outage(
     }
 }
 
+/// Injects a panic or a stop into the shard the body names.
+async fn into_shard(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    what: &str,
+    inject: fn(&arus_actors::Router, &str, usize) -> bool,
+) -> Result<HttpResponse, ApiError> {
+    let body: ShardPanic = chaos_request(state, req, payload).await?;
+    check_shard(state, &body.metric, body.shard)?;
+    tracing::warn!(metric = %body.metric, shard = body.shard, what, "injecting a fault");
+    inject(&state.router, &body.metric, body.shard);
+    Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
+}
+
 pub async fn panic(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: ShardPanic = chaos_request(&state, &req, payload).await?;
-    check_shard(&state, &body.metric, body.shard)?;
-    tracing::warn!(metric = %body.metric, shard = body.shard, "injecting a panic");
-    state.router.crash(&body.metric, body.shard);
-    Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
+    into_shard(&state, &req, payload, "panic", arus_actors::Router::crash).await
 }
 
 pub async fn shard_stop(
@@ -119,9 +130,5 @@ pub async fn shard_stop(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: ShardPanic = chaos_request(&state, &req, payload).await?;
-    check_shard(&state, &body.metric, body.shard)?;
-    tracing::warn!(metric = %body.metric, shard = body.shard, "injecting a stop");
-    state.router.stop(&body.metric, body.shard);
-    Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
+    into_shard(&state, &req, payload, "stop", arus_actors::Router::stop).await
 }

@@ -234,7 +234,7 @@ impl Router {
     }
 
     /// Restarts of supervised actors (shards and partition consumers).
-    pub fn restarts(&self) -> &Arc<Restarts> {
+    pub fn restarts(&self) -> &Restarts {
         &self.restarts
     }
 

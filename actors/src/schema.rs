@@ -78,7 +78,9 @@ pub struct Schema {
 /// Every schema of this build, by kind and version.
 #[derive(Debug)]
 pub struct Schemas {
-    by_version: BTreeMap<(Kind, String), Schema>,
+    /// By kind, then version: looked up with a borrowed version, so a
+    /// lookup per event allocates nothing.
+    by_kind: BTreeMap<Kind, BTreeMap<String, Schema>>,
 }
 
 static BUILT_IN: LazyLock<Schemas> = LazyLock::new(|| {
@@ -94,7 +96,7 @@ pub fn built_in() -> &'static Schemas {
 
 impl Schemas {
     fn compile(files: &[(Kind, &str, &str)]) -> Result<Self, SchemaError> {
-        let mut by_version = BTreeMap::new();
+        let mut by_kind: BTreeMap<Kind, BTreeMap<String, Schema>> = BTreeMap::new();
         for (kind, version, text) in files {
             let document: Value = serde_json::from_str(text).map_err(|e| SchemaError {
                 at: format!("{}.v{version}", kind.as_str()),
@@ -104,20 +106,25 @@ impl Schemas {
                 at: format!("{}.v{version}{}", kind.as_str(), e.at),
                 ..e
             })?;
-            by_version.insert((*kind, version.to_string()), Schema { document, root });
+            by_kind
+                .entry(*kind)
+                .or_default()
+                .insert(version.to_string(), Schema { document, root });
         }
-        Ok(Self { by_version })
+        Ok(Self { by_kind })
     }
 
     /// The schema of `kind` at `version`; `None` for a version this build
     /// does not know.
     pub fn get(&self, kind: Kind, version: &str) -> Option<&Schema> {
-        self.by_version.get(&(kind, version.to_string()))
+        self.by_kind.get(&kind)?.get(version)
     }
 
     /// Every (kind, version) there is a schema for.
     pub fn versions(&self) -> impl Iterator<Item = (Kind, &str)> {
-        self.by_version.keys().map(|(k, v)| (*k, v.as_str()))
+        self.by_kind
+            .iter()
+            .flat_map(|(k, versions)| versions.keys().map(|v| (*k, v.as_str())))
     }
 }
 
@@ -599,7 +606,10 @@ mod tests {
     fn compiled(schema: Value) -> Schema {
         let text = schema.to_string();
         let schemas = Schemas::compile(&[(Kind::UserEvent, "9", text.as_str())]).expect("compiles");
-        let mut all = schemas.by_version.into_values();
+        let mut all = schemas
+            .by_kind
+            .into_values()
+            .flat_map(BTreeMap::into_values);
         all.next().expect("one schema")
     }
 

@@ -65,9 +65,26 @@ pub async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f
         .chunks(BATCH)
         .map(|c| Value::Array(c.iter().map(|&i| event(i, args.event_ids)).collect()).to_string())
         .collect();
-    let url = format!("{}/events/batch-events", arus.url);
     let started = Instant::now();
-    let mut answers = futures::stream::iter(batches.into_iter().map(|body| {
+    post_batches(client, &arus.url, batches).await?;
+    let arus_rate = args.events as f64 / started.elapsed().as_secs_f64();
+    drop(arus);
+    let raw_after = format!("{prefix}raw-after");
+    create_topic(&args.brokers, &raw_after).await?;
+    let after = raw_produce(&args.brokers, &raw_after, args.events, args.event_ids, true).await?;
+    Ok(((before + after) / 2.0, arus_rate))
+}
+
+/// Posts every batch body to arus's batch ingest, `IN_FLIGHT` events at a
+/// time, reading each answer whole as a client would; fails on any answer
+/// but 201.
+async fn post_batches(
+    client: &awc::Client,
+    base: &str,
+    bodies: impl IntoIterator<Item = String>,
+) -> anyhow::Result<()> {
+    let url = format!("{base}/events/batch-events");
+    let mut answers = futures::stream::iter(bodies.into_iter().map(|body| {
         client
             .post(&url)
             .insert_header(("content-type", "application/json"))
@@ -75,19 +92,13 @@ pub async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f
     }))
     .buffer_unordered(IN_FLIGHT / BATCH);
     while let Some(resp) = answers.next().await {
-        let mut resp = resp.map_err(|e| anyhow::anyhow!("ingest: {e}"))?;
+        let mut resp = resp.map_err(|e| anyhow::anyhow!("batch ingest: {e}"))?;
         if resp.status().as_u16() != 201 {
-            bail!("ingest answered {}", resp.status());
+            bail!("batch ingest answered {}", resp.status());
         }
-        // Read the answer whole, as a client would.
         resp.body().limit(1 << 22).await?;
     }
-    let arus_rate = args.events as f64 / started.elapsed().as_secs_f64();
-    drop(arus);
-    let raw_after = format!("{prefix}raw-after");
-    create_topic(&args.brokers, &raw_after).await?;
-    let after = raw_produce(&args.brokers, &raw_after, args.events, args.event_ids, true).await?;
-    Ok(((before + after) / 2.0, arus_rate))
+    Ok(())
 }
 
 /// Probe events per freshness run.
@@ -227,7 +238,6 @@ pub async fn memory(args: &Args, client: &awc::Client, users: usize) -> anyhow::
     let arus = start_arus(args, &prefix, client).await?;
     actix_web::rt::time::sleep(Duration::from_secs(1)).await;
     let idle = arus.rss_mib()?;
-    let url = format!("{}/events/batch-events", arus.url);
     let batches = (0..users).step_by(BATCH).map(|from| {
         let events: Vec<Value> = (from..(from + BATCH).min(users))
             .map(|i| {
@@ -236,19 +246,9 @@ pub async fn memory(args: &Args, client: &awc::Client, users: usize) -> anyhow::
                 e
             })
             .collect();
-        client
-            .post(&url)
-            .insert_header(("content-type", "application/json"))
-            .send_body(Value::Array(events).to_string())
+        Value::Array(events).to_string()
     });
-    let mut answers = futures::stream::iter(batches).buffer_unordered(IN_FLIGHT / BATCH);
-    while let Some(resp) = answers.next().await {
-        let mut resp = resp.map_err(|e| anyhow::anyhow!("memory ingest: {e}"))?;
-        if resp.status().as_u16() != 201 {
-            bail!("memory ingest answered {}", resp.status());
-        }
-        resp.body().limit(1 << 22).await?;
-    }
+    post_batches(client, &arus.url, batches).await?;
     let started = Instant::now();
     while get(client, &format!("{}/events/stats", arus.url))
         .await

@@ -46,6 +46,17 @@ pub const MAX_ABORTS_IN_A_ROW: u32 = 5;
 /// A partition's restored eventId buckets: first offset and ids.
 type SeenBuckets = Vec<(i64, Vec<(String, SeenEntry)>)>;
 
+/// What makes two aborts "the same": the error's code. Not its text, which
+/// carries the request's timing ("after 0ms", "after 2ms") and the
+/// partitions the transaction held, so the same failure read as a new one
+/// and reset the count.
+fn abort_kind(error: &rdkafka::error::KafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(code) => format!("{code:?}"),
+        None => error.to_string(),
+    }
+}
+
 pub(super) struct Slot {
     /// `None` while the partition's state is being restored.
     pub actor: Option<Addr<PartitionConsumer>>,
@@ -80,7 +91,8 @@ pub(super) struct Partitions {
     pub fenced: AtomicBool,
     /// Set when a callback hits an error the process cannot go on after.
     pub fatal: Mutex<Option<String>>,
-    /// The last abort's error and how many transactions in a row ended on it.
+    /// The last abort's kind (see `abort_kind`) and how many transactions in
+    /// a row ended on it.
     pub aborts: Mutex<(String, u32)>,
     /// Where restore threads report; the poll loop holds the receiver.
     pub restored: Mutex<mpsc::Sender<RestoreDone>>,
@@ -280,11 +292,11 @@ impl Partitions {
             Err(CommitError::Aborted(error)) => {
                 let in_a_row = {
                     let mut aborts = self.aborts.lock().unwrap_or_else(|p| p.into_inner());
-                    let text = error.to_string();
-                    if aborts.0 == text {
+                    let kind = abort_kind(&error);
+                    if aborts.0 == kind {
                         aborts.1 += 1;
                     } else {
-                        *aborts = (text, 1);
+                        *aborts = (kind, 1);
                     }
                     aborts.1
                 };

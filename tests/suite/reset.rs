@@ -5,7 +5,7 @@
 //! or a bad request, is refused; an empty foreign group is reset by a plain
 //! commit.
 
-mod helpers;
+use crate::helpers;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

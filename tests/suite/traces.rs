@@ -6,7 +6,7 @@
 //! spans, each the child of the one before, and a commit span linking the
 //! consume span.
 
-mod helpers;
+use crate::helpers;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};

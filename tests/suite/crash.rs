@@ -1,6 +1,6 @@
 //! `kill -9` of an instance mid-stream: nothing lost, nothing counted twice.
 
-mod helpers;
+use crate::helpers;
 
 use helpers::process::Process;
 use helpers::workload::{assert_counted_exactly, send, WAIT};

@@ -7,7 +7,7 @@
 //! The test runs its own broker ([`OwnBroker`]), with file-backed storage so
 //! that a restart keeps the topics, records, transactions and group offsets.
 
-mod helpers;
+use crate::helpers;
 
 use std::time::{Duration, Instant};
 

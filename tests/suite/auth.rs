@@ -1,7 +1,7 @@
 //! Security: with keys configured, every ingest and admin route refuses a
 //! missing (401) or wrong (403) credential, and takes the right one.
 
-mod helpers;
+use crate::helpers;
 
 use helpers::spawn_app;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! With no broker configured, arus runs on the embedded mock cluster and the
 //! seed's curl session works with no other setup.
 
-mod helpers;
+use crate::helpers;
 
 #[actix_web::test]
 async fn seed_session_works_on_the_embedded_broker() {

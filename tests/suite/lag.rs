@@ -3,7 +3,7 @@
 //! the webhook's circuit breaker); resumed, the resolve arrives. The group's
 //! offsets, read live, add up to exactly what was produced and consumed.
 
-mod helpers;
+use crate::helpers;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! offsets, and nothing counted twice or lost. The embedded broker makes the
 //! transaction's offset commit fail with an error that requires an abort.
 
-mod helpers;
+use crate::helpers;
 
 use helpers::workload::{assert_counted_exactly, send, WAIT};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};

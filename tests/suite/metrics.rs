@@ -1,7 +1,7 @@
 //! `GET /metrics` after a known workload: the counters equal the exact
 //! numbers sent and consumed.
 
-mod helpers;
+use crate::helpers;
 
 use helpers::spawn_app;
 use helpers::workload::{assert_counted_exactly, send, WAIT};
@@ -83,7 +83,7 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
     assert_eq!(request("/events/user-event", "POST", 400), 0.0);
 
     // Every series the Grafana dashboard plots is one this scrape has.
-    let dashboard = include_str!("../k8s/grafana/arus-dashboard.json");
+    let dashboard = include_str!("../../k8s/grafana/arus-dashboard.json");
     let plotted: std::collections::BTreeSet<&str> = dashboard
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("arus_"))

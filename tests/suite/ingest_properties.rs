@@ -4,7 +4,7 @@
 //! (reproducible: the failing seed is printed), from pure noise to valid
 //! events with one field broken.
 
-mod helpers;
+use crate::helpers;
 
 use helpers::spawn_app;
 use serde_json::{json, Map, Value};

@@ -2,7 +2,7 @@
 //! several instances in one group, rebalances under load, restore from the
 //! changelog, and every instance answering for all partitions.
 
-mod helpers;
+use crate::helpers;
 
 use helpers::workload::{assert_counted_exactly, send, WAIT};
 use helpers::{random_prefix, spawn_app_on, test_brokers};

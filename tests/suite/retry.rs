@@ -2,7 +2,7 @@
 //! breaker, its events pass through the retry topic, and the final counts are
 //! exact.
 
-mod helpers;
+use crate::helpers;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! partitions roll back to the last commit (state from the changelog, input
 //! re-read), and every event is still counted exactly once.
 
-mod helpers;
+use crate::helpers;
 
 use helpers::spawn_app;
 use helpers::workload::{assert_counted_exactly, send, WAIT};

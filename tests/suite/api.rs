@@ -1,7 +1,7 @@
 //! The HTTP API against the real test broker: the seed's curl session, key
 //! partitioning and ordering, and bad input.
 
-mod helpers;
+use crate::helpers;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -266,11 +266,11 @@ async fn the_event_schemas_are_served_as_in_their_files() {
     for (kind, file) in [
         (
             "user-event",
-            include_str!("../config/schemas/user-event.v1.json"),
+            include_str!("../../config/schemas/user-event.v1.json"),
         ),
         (
             "page-view",
-            include_str!("../config/schemas/page-view.v1.json"),
+            include_str!("../../config/schemas/page-view.v1.json"),
         ),
     ] {
         let (status, document) = app.get(&format!("/v1/schemas/{kind}/1")).await;

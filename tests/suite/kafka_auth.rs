@@ -4,7 +4,7 @@
 //! counts exactly; a wrong password stops startup with an error that says
 //! what to check, within the admin timeout, instead of hanging.
 
-mod helpers;
+use crate::helpers;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! instance drops its partitions, recreates its producer, rejoins, and counts
 //! exactly.
 
-mod helpers;
+use crate::helpers;
 
 use std::time::Duration;
 

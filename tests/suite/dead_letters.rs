@@ -2,7 +2,7 @@
 //! into the input go to the dead-letter topic, with their key, value and
 //! headers and headers naming the error; every good record is counted.
 
-mod helpers;
+use crate::helpers;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Topic provisioning against the real test broker.
 
-mod helpers;
+use crate::helpers;
 
 use std::time::Duration;
 

@@ -1,0 +1,24 @@
+//! The black-box suite: arus against a real Kafka-protocol broker, over HTTP and
+//! as a process. One test binary (one link of the whole tree instead of one per
+//! file); nextest still runs each test in its own process.
+
+mod helpers;
+
+mod api;
+mod auth;
+mod broker_outage;
+mod crash;
+mod dead_letters;
+mod embedded;
+mod exactly_once;
+mod fencing;
+mod ingest_properties;
+mod kafka_auth;
+mod lag;
+mod metrics;
+mod reset;
+mod retry;
+mod rollback;
+mod supervision;
+mod topics;
+mod traces;

@@ -21,6 +21,7 @@
 //! bounded `send().await`, so a slow shard slows the poll loop instead of
 //! filling memory. This crate knows nothing of Kafka clients or HTTP.
 
+mod activity;
 mod aggregator_shard;
 pub mod breaker;
 pub mod changelog;

@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use dashmap::DashMap;
 use serde::Serialize;
 
+use crate::activity::ActivityIndex;
 use crate::event::EventType;
 use crate::source::SourcePartition;
 use crate::state::{
@@ -20,6 +22,9 @@ use crate::state::{
 
 type PerSource<E> = Vec<(SourcePartition, E)>;
 
+/// The answers that would otherwise walk every user or page, kept up to date
+/// as entries change: queries read them in constant time, however many users
+/// there are.
 #[derive(Default)]
 pub struct ReadModel {
     event_counts: DashMap<EventType, PerSource<Counter>>,
@@ -27,35 +32,99 @@ pub struct ReadModel {
     pages: DashMap<String, PerSource<PageStats>>,
     sessions: DashMap<String, PerSource<SessionState>>,
     dead_letters: DashMap<SourcePartition, DeadLetterMark>,
+    activity: Mutex<ActivityIndex>,
+    session_totals: Mutex<SessionTotals>,
+    page_views: AtomicU64,
     updates_applied: AtomicU64,
     updated_at_ms: AtomicI64,
     lag: AtomicI64,
 }
 
-fn upsert<K: Hash + Eq, E: Entry>(
+/// Sessions summed over every user and partition.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct SessionTotals {
+    active: u64,
+    completed: u64,
+    total_ms: i64,
+}
+
+impl SessionTotals {
+    fn of(entries: &[(SourcePartition, SessionState)]) -> Self {
+        let mut totals = Self::default();
+        for (_, s) in entries {
+            totals.active += u64::from(s.open_since_ms.is_some());
+            totals.completed += s.completed;
+            totals.total_ms += s.total_duration_ms;
+        }
+        totals
+    }
+
+    /// Replaces `before`'s share of the totals with `after`'s.
+    fn moved(&mut self, before: Self, after: Self) {
+        self.active = self.active - before.active + after.active;
+        self.completed = self.completed - before.completed + after.completed;
+        self.total_ms = self.total_ms - before.total_ms + after.total_ms;
+    }
+}
+
+/// The latest time a user was seen in any partition (`None`: not held).
+fn last_seen(entries: &[(SourcePartition, UserActivity)]) -> Option<i64> {
+    entries.iter().map(|(_, u)| u.last_seen_ms).max()
+}
+
+fn views(entries: &[(SourcePartition, PageStats)]) -> u64 {
+    entries.iter().map(|(_, p)| p.views).sum()
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are updated in one step each; a panic elsewhere
+    // cannot leave them half-written.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Replaces `source`'s entry under `key` unless the one held is newer, and
+/// hands `changed` the key's `measure` before and after, while the key is
+/// still locked (so running aggregates see every key's changes in order).
+fn upsert<K: Hash + Eq, E: Entry, M>(
     map: &DashMap<K, PerSource<E>>,
     key: K,
     source: SourcePartition,
     entry: E,
+    measure: impl Fn(&[(SourcePartition, E)]) -> M,
+    changed: impl FnOnce(M, M),
 ) {
     let mut slot = map.entry(key).or_default();
+    let before = measure(&slot);
     match slot.iter_mut().find(|(s, _)| *s == source) {
         Some((_, current)) if current.as_of() <= entry.as_of() => *current = entry,
-        Some(_) => {}
+        Some(_) => return,
         None => slot.push((source, entry)),
     }
+    changed(before, measure(&slot));
 }
 
-/// Removes `source`'s entry under `key`, and the key once no partition has one.
-fn remove<K, Q, E>(map: &DashMap<K, PerSource<E>>, key: &Q, source: SourcePartition)
-where
+/// Removes `source`'s entry under `key`, and the key once no partition has
+/// one; `changed` as for [`upsert`].
+fn remove<K, Q, E, M>(
+    map: &DashMap<K, PerSource<E>>,
+    key: &Q,
+    source: SourcePartition,
+    measure: impl Fn(&[(SourcePartition, E)]) -> M,
+    changed: impl FnOnce(M, M),
+) where
     K: Hash + Eq + std::borrow::Borrow<Q>,
     Q: Hash + Eq + ?Sized,
 {
+    let mut measured = None;
     map.remove_if_mut(key, |_, slot| {
+        let before = measure(slot);
         slot.retain(|(s, _)| *s != source);
+        measured = Some((before, measure(slot)));
         slot.is_empty()
     });
+    if let Some((before, after)) = measured {
+        changed(before, after);
+    }
 }
 
 /// One page in the top-pages answer.
@@ -99,18 +168,38 @@ impl ReadModel {
                 source,
                 event_type,
                 entry,
-            } => upsert(&self.event_counts, event_type, source, entry),
+            } => upsert(
+                &self.event_counts,
+                event_type,
+                source,
+                entry,
+                |_| (),
+                |_, _| {},
+            ),
             StateUpdate::User {
                 source,
                 user_id,
                 entry,
-            } => upsert(&self.users, user_id, source, entry),
-            StateUpdate::Page { source, url, entry } => upsert(&self.pages, url, source, entry),
+            } => upsert(&self.users, user_id, source, entry, last_seen, |b, a| {
+                self.user_moved(b, a)
+            }),
+            StateUpdate::Page { source, url, entry } => {
+                upsert(&self.pages, url, source, entry, views, |b, a| {
+                    self.views_moved(b, a)
+                })
+            }
             StateUpdate::Session {
                 source,
                 user_id,
                 entry,
-            } => upsert(&self.sessions, user_id, source, entry),
+            } => upsert(
+                &self.sessions,
+                user_id,
+                source,
+                entry,
+                SessionTotals::of,
+                |b, a| self.sessions_moved(b, a),
+            ),
             StateUpdate::DeadLetters { source, entry } => {
                 let mut slot = self.dead_letters.entry(source).or_default();
                 if slot.as_of <= entry.as_of {
@@ -124,6 +213,21 @@ impl ReadModel {
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 
+    fn user_moved(&self, before: Option<i64>, after: Option<i64>) {
+        locked(&self.activity).moved(before, after);
+    }
+
+    fn views_moved(&self, before: u64, after: u64) {
+        // Wrapping add of the difference: one atomic step, never a moment
+        // in which the old views are gone and the new ones not yet there.
+        self.page_views
+            .fetch_add(after.wrapping_sub(before), Ordering::Relaxed);
+    }
+
+    fn sessions_moved(&self, before: SessionTotals, after: SessionTotals) {
+        locked(&self.session_totals).moved(before, after);
+    }
+
     /// Applies a changelog tombstone: the entry its key names is gone (a
     /// rebuild deleted it; expired eventId buckets are not held here).
     pub fn delete(&self, key: &str) {
@@ -134,12 +238,22 @@ impl ReadModel {
         match entry.metric {
             "event-counts" => {
                 if let Some(event_type) = EventType::parse(entry.key) {
-                    remove(&self.event_counts, &event_type, source);
+                    remove(&self.event_counts, &event_type, source, |_| (), |_, _| {});
                 }
             }
-            "users" => remove(&self.users, entry.key, source),
-            "top-pages" => remove(&self.pages, entry.key, source),
-            "sessions" => remove(&self.sessions, entry.key, source),
+            "users" => remove(&self.users, entry.key, source, last_seen, |b, a| {
+                self.user_moved(b, a)
+            }),
+            "top-pages" => remove(&self.pages, entry.key, source, views, |b, a| {
+                self.views_moved(b, a)
+            }),
+            "sessions" => remove(
+                &self.sessions,
+                entry.key,
+                source,
+                SessionTotals::of,
+                |b, a| self.sessions_moved(b, a),
+            ),
             "dead-letters" => {
                 self.dead_letters.remove(&source);
             }
@@ -184,10 +298,7 @@ impl ReadModel {
     }
 
     pub fn total_page_views(&self) -> u64 {
-        self.pages
-            .iter()
-            .map(|item| item.value().iter().map(|(_, p)| p.views).sum::<u64>())
-            .sum()
+        self.page_views.load(Ordering::Relaxed)
     }
 
     pub fn unique_users(&self) -> usize {
@@ -195,11 +306,8 @@ impl ReadModel {
     }
 
     /// Users whose last event is at or after `since_ms`.
-    pub fn active_users(&self, since_ms: i64) -> usize {
-        self.users
-            .iter()
-            .filter(|item| item.value().iter().any(|(_, u)| u.last_seen_ms >= since_ms))
-            .count()
+    pub fn active_users(&self, since_ms: i64) -> u64 {
+        locked(&self.activity).since(since_ms)
     }
 
     /// The most viewed pages, most views first, ties by URL.
@@ -227,21 +335,14 @@ impl ReadModel {
     }
 
     pub fn sessions(&self) -> SessionSummary {
-        let (mut active, mut completed, mut total_ms) = (0u64, 0u64, 0i64);
-        for item in self.sessions.iter() {
-            for (_, s) in item.value() {
-                active += u64::from(s.open_since_ms.is_some());
-                completed += s.completed;
-                total_ms += s.total_duration_ms;
-            }
-        }
+        let totals = *locked(&self.session_totals);
         SessionSummary {
-            active_sessions: active,
-            completed_sessions: completed,
-            average_session_ms: if completed == 0 {
+            active_sessions: totals.active,
+            completed_sessions: totals.completed,
+            average_session_ms: if totals.completed == 0 {
                 0.0
             } else {
-                total_ms as f64 / completed as f64
+                totals.total_ms as f64 / totals.completed as f64
             },
         }
     }
@@ -358,5 +459,95 @@ mod tests {
             vec![("/c".into(), 5), ("/a".into(), 2), ("/b".into(), 2)]
         );
         assert_eq!(rm.total_page_views(), 10);
+    }
+
+    /// The old per-query walks, as the reference the running aggregates
+    /// must agree with.
+    fn walked(rm: &ReadModel, since_ms: i64) -> (u64, u64, SessionTotals) {
+        let active = rm
+            .users
+            .iter()
+            .filter(|item| item.value().iter().any(|(_, u)| u.last_seen_ms >= since_ms))
+            .count() as u64;
+        let views = rm.pages.iter().map(|item| views(item.value())).sum();
+        let mut sessions = SessionTotals::default();
+        for item in rm.sessions.iter() {
+            let t = SessionTotals::of(item.value());
+            sessions.moved(SessionTotals::default(), t);
+        }
+        (active, views, sessions)
+    }
+
+    #[test]
+    fn running_aggregates_agree_with_walking_every_entry() {
+        let rm = ReadModel::new();
+        let sources = [
+            SourcePartition::new(InputTopic::UserEvents, 0),
+            SourcePartition::new(InputTopic::UserEvents, 1),
+            SourcePartition::new(InputTopic::PageViews, 0),
+        ];
+        // A fixed pseudo-random sequence (xorshift): updates in and out of
+        // order, repeated, and tombstones, over few keys so that they collide.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..20_000 {
+            let source = sources[next(3) as usize];
+            let key = format!("k{}", next(40));
+            let as_of = next(50) as i64;
+            let update = match next(3) {
+                0 => StateUpdate::User {
+                    source,
+                    user_id: key,
+                    entry: UserActivity {
+                        events: next(9),
+                        page_views: next(9),
+                        last_seen_ms: next(10_000) as i64 - 2_000,
+                        as_of,
+                    },
+                },
+                1 => StateUpdate::Page {
+                    source,
+                    url: key,
+                    entry: PageStats {
+                        views: next(100),
+                        total_duration: 1.0,
+                        as_of,
+                    },
+                },
+                _ => StateUpdate::Session {
+                    source,
+                    user_id: key,
+                    entry: SessionState {
+                        open_since_ms: (next(2) == 0).then_some(5),
+                        completed: next(7),
+                        total_duration_ms: next(1_000) as i64,
+                        as_of,
+                    },
+                },
+            };
+            if next(5) == 0 {
+                rm.delete(&crate::changelog::key(&update));
+            } else {
+                rm.apply(update);
+            }
+            if step % 97 == 0 {
+                for since in [-5_000, -2_000, -1, 0, 999, 1_000, 4_321, 8_000, 9_000] {
+                    let (active, views, sessions) = walked(&rm, since);
+                    assert_eq!(rm.active_users(since), active, "step {step} since {since}");
+                    assert_eq!(rm.total_page_views(), views, "step {step}");
+                    assert_eq!(*locked(&rm.session_totals), sessions, "step {step}");
+                }
+            }
+        }
+        let summary = rm.sessions();
+        let (_, _, sessions) = walked(&rm, 0);
+        assert_eq!(summary.active_sessions, sessions.active);
+        assert_eq!(summary.completed_sessions, sessions.completed);
+        assert!(sessions.completed > 0 && rm.unique_users() > 0);
     }
 }

@@ -17,6 +17,7 @@
 //!
 //! Usage: arus-bench --brokers HOST:PORT --arus PATH [--events N] [--runs R] [--out FILE]
 //!        [--without-event-ids] [--ingest-only] [--memory-users N,N,...]
+//!        [--freshness-at EVENTS_PER_S]
 //! (bench/run.sh starts the test broker and builds everything first).
 
 mod raw;
@@ -43,6 +44,9 @@ struct Args {
     event_ids: bool,
     ingest_only: bool,
     memory_users: Vec<usize>,
+    /// Only the freshness and query run, at this many events/s: for
+    /// comparing one change quickly; the full run is what BENCHMARKS.md shows.
+    freshness_at: Option<f64>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -55,6 +59,7 @@ fn args() -> anyhow::Result<Args> {
         event_ids: true,
         ingest_only: false,
         memory_users: vec![10_000, 100_000, 1_000_000],
+        freshness_at: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +78,7 @@ fn args() -> anyhow::Result<Args> {
             "--events" => a.events = value.parse()?,
             "--runs" => a.runs = value.parse()?,
             "--out" => a.out = Some(value),
+            "--freshness-at" => a.freshness_at = Some(value.parse()?),
             "--memory-users" => {
                 a.memory_users = value
                     .split(',')
@@ -170,6 +176,13 @@ fn main() -> anyhow::Result<()> {
         let (mut raw_c, mut e2e, mut raw_p, mut ing) = (vec![], vec![], vec![], vec![]);
         let (mut raw_single, mut single) = (vec![], vec![]);
         let mut fresh: Vec<(f64, runs::Freshness)> = vec![];
+        if let Some(load) = args.freshness_at {
+            for _ in 0..args.runs {
+                fresh.push((load, runs::freshness(&args, &client, load).await?));
+            }
+            eprintln!("{}", freshness_tables(&fresh));
+            return anyhow::Ok(());
+        }
         for run in 1..=args.runs {
             if !args.ingest_only {
                 let (raw, arus) = runs::end_to_end(&args, &client).await?;

@@ -5,7 +5,7 @@
 //! on the consumer driver's thread, never on an actix arbiter. The driver
 //! calls it at its commit barrier, when no batch is in flight.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arus_actors::changelog;
 use arus_actors::dead_letter::DeadLetter;
@@ -113,7 +113,7 @@ impl Committer {
                 CommitError::Aborted(e)
             }
         })?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let written = self.write(outputs, offsets, group);
         if started.elapsed() > Duration::from_secs(2) {
             // The poll loop waits for this: a slow transaction is a stalled partition set.
@@ -160,6 +160,24 @@ impl Committer {
                 }
                 Err((error, _)) => return Err(error),
             }
+        }
+    }
+
+    /// Waits, up to the transaction timeout, until every record sent is
+    /// acknowledged (the producer's own thread serves the acknowledgements).
+    ///
+    /// `commit_transaction` flushes first, and rust-rdkafka's flush, when it
+    /// finds records in flight, polls in slices of a fixed 100 ms that end
+    /// only when the slice does, however soon the records are acknowledged:
+    /// every transaction carrying records took 100 ms more than it needed,
+    /// which was most of the read model's freshness. With nothing left in
+    /// flight, its flush returns at once. What is still in flight after the
+    /// wait is left to `commit_transaction`, which fails the transaction if
+    /// it cannot be delivered.
+    fn wait_delivered(&self) {
+        let deadline = Instant::now() + self.timeout;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -229,6 +247,7 @@ impl Committer {
             self.producer
                 .send_offsets_to_transaction(offsets, group, self.timeout)?;
         }
+        self.wait_delivered();
         let mut attempts = 0;
         loop {
             match self.producer.commit_transaction(self.timeout) {

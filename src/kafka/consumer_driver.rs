@@ -307,7 +307,11 @@ impl PollLoop {
     fn cycle_until_stopped(&self) -> anyhow::Result<()> {
         let mut last_commit = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
-            let mut batches = self.poll_batches();
+            // Never wait in poll past the next commit: a record processed
+            // just after one would otherwise wait a whole poll timeout more
+            // before its commit, and the read model with it.
+            let until_commit = self.commit_interval.saturating_sub(last_commit.elapsed());
+            let mut batches = self.poll_batches(self.poll_timeout.min(until_commit));
             self.release_due(&mut batches);
             if let Some(reason) = self.partitions.failure() {
                 anyhow::bail!(reason);
@@ -339,12 +343,12 @@ impl PollLoop {
         Ok(())
     }
 
-    /// Polls up to `max_batch` records, grouped by partition and tagged with
-    /// the partition's assignment epoch at the time each was returned.
-    fn poll_batches(&self) -> Batches {
+    /// Polls up to `max_batch` records, waiting up to `timeout` for the
+    /// first, grouped by partition and tagged with the partition's
+    /// assignment epoch at the time each was returned.
+    fn poll_batches(&self, mut timeout: Duration) -> Batches {
         let mut batches = Batches::new();
         let mut taken = 0;
-        let mut timeout = self.poll_timeout;
         while taken < self.max_batch {
             let Some(result) = self.consumer.poll(timeout) else {
                 break;

@@ -154,14 +154,17 @@ pub struct Defaults {
     pub now: DateTime<Utc>,
 }
 
-fn object(value: &Value) -> Result<&Map<String, Value>, ValidationError> {
-    value
-        .as_object()
-        .ok_or_else(|| ValidationError::new("", "must be a JSON object"))
+/// The event's fields, taken out of the parsed value: strings and metadata
+/// move into the event rather than being copied.
+fn object(value: Value) -> Result<Map<String, Value>, ValidationError> {
+    match value {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(ValidationError::new("", "must be a JSON object")),
+    }
 }
 
-fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, ValidationError> {
-    match obj.get(field) {
+fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, ValidationError> {
+    match obj.get_mut(field) {
         None | Some(Value::Null) => Err(ValidationError::new(field, "is required")),
         Some(Value::String(s)) if s.trim().is_empty() => {
             Err(ValidationError::new(field, "must not be empty"))
@@ -170,7 +173,7 @@ fn required_string(obj: &Map<String, Value>, field: &str) -> Result<String, Vali
             field,
             "must be at most 1024 characters long",
         )),
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => Ok(std::mem::take(s)),
         Some(_) => Err(ValidationError::new(field, "must be a string")),
     }
 }
@@ -208,8 +211,9 @@ fn optional_event_id(obj: &Map<String, Value>) -> Result<Option<Uuid>, Validatio
 
 impl UserEvent {
     /// Validates a user event in the seed's shape.
-    pub fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
-        let obj = object(value)?;
+    pub fn from_json(value: Value, defaults: Defaults) -> Result<Self, ValidationError> {
+        let mut obj = object(value)?;
+        let obj = &mut obj;
         let user_id = required_string(obj, "userId")?;
         let event_type = match obj.get("eventType") {
             None | Some(Value::Null) => {
@@ -228,9 +232,9 @@ impl UserEvent {
                 ))
             }
         };
-        let metadata = match obj.get("metadata") {
+        let metadata = match obj.get_mut("metadata") {
             None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m.clone()),
+            Some(Value::Object(m)) => Some(std::mem::take(m)),
             Some(_) => return Err(ValidationError::new("metadata", "must be an object")),
         };
         Ok(Self {
@@ -245,16 +249,17 @@ impl UserEvent {
 
 impl PageView {
     /// Validates a page view in the seed's shape.
-    pub fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
-        let obj = object(value)?;
+    pub fn from_json(value: Value, defaults: Defaults) -> Result<Self, ValidationError> {
+        let mut obj = object(value)?;
+        let obj = &mut obj;
         let user_id = required_string(obj, "userId")?;
         let url = match obj.get("url") {
             None | Some(Value::Null) => return Err(ValidationError::new("url", "is required")),
             Some(_) => required_string(obj, "url")?,
         };
-        let referrer = match obj.get("referrer") {
+        let referrer = match obj.get_mut("referrer") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(std::mem::take(s)),
             Some(_) => return Err(ValidationError::new("referrer", "must be a string")),
         };
         let duration = match obj.get("duration") {
@@ -305,18 +310,18 @@ mod tests {
             "userId": "user-1", "eventType": "purchase",
             "timestamp": "2024-05-01T09:30:00.250Z", "metadata": {"amount": 42}
         });
-        let e = UserEvent::from_json(&input, defaults()).expect("valid");
+        let e = UserEvent::from_json(input.clone(), defaults()).expect("valid");
         assert_eq!(e.event_type, EventType::Purchase);
         assert_eq!(e.timestamp.timestamp_millis(), 1_714_555_800_250);
         let written = serde_json::to_value(&e).expect("serializes");
         assert_eq!(written, input);
-        let again = UserEvent::from_json(&written, defaults()).expect("valid");
+        let again = UserEvent::from_json(written, defaults()).expect("valid");
         assert_eq!(again, e);
     }
 
     #[test]
     fn missing_timestamp_takes_the_default() {
-        let e = UserEvent::from_json(&json!({"userId": "u", "eventType": "login"}), defaults())
+        let e = UserEvent::from_json(json!({"userId": "u", "eventType": "login"}), defaults())
             .expect("valid");
         assert_eq!(e.timestamp, defaults().now);
         assert_eq!(e.event_id, None);
@@ -354,7 +359,7 @@ mod tests {
             ),
         ];
         for (input, expected) in cases {
-            let err = UserEvent::from_json(&input, defaults()).expect_err("invalid");
+            let err = UserEvent::from_json(input.clone(), defaults()).expect_err("invalid");
             assert_eq!(err.to_string(), expected, "for {input}");
         }
     }
@@ -362,7 +367,7 @@ mod tests {
     #[test]
     fn page_view_errors_name_the_field() {
         let ok = PageView::from_json(
-            &json!({"userId": "u", "url": "/home", "referrer": "/", "duration": 12.5}),
+            json!({"userId": "u", "url": "/home", "referrer": "/", "duration": 12.5}),
             defaults(),
         )
         .expect("valid");
@@ -377,7 +382,7 @@ mod tests {
             (json!({"url": "/"}), "userId: is required"),
         ];
         for (input, expected) in cases {
-            let err = PageView::from_json(&input, defaults()).expect_err("invalid");
+            let err = PageView::from_json(input.clone(), defaults()).expect_err("invalid");
             assert_eq!(err.to_string(), expected, "for {input}");
         }
     }

@@ -151,8 +151,8 @@ pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeErro
         .unwrap_or_else(Utc::now);
     let defaults = Defaults { now };
     Ok(match kind {
-        schema::Kind::UserEvent => Event::User(UserEvent::from_json(&value, defaults)?),
-        schema::Kind::PageView => Event::Page(PageView::from_json(&value, defaults)?),
+        schema::Kind::UserEvent => Event::User(UserEvent::from_json(value, defaults)?),
+        schema::Kind::PageView => Event::Page(PageView::from_json(value, defaults)?),
     })
 }
 

@@ -87,7 +87,7 @@ fn current_schema(kind: Kind) -> &'static Schema {
 trait SingleEvent: Serialize + Sized {
     /// Its schema.
     const KIND: Kind;
-    fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError>;
+    fn from_json(value: Value, defaults: Defaults) -> Result<Self, ValidationError>;
     /// Its eventId, generated now when the client sent none.
     fn event_id(&mut self) -> Uuid;
     /// The record key: the user.
@@ -96,7 +96,7 @@ trait SingleEvent: Serialize + Sized {
 
 impl SingleEvent for UserEvent {
     const KIND: Kind = Kind::UserEvent;
-    fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
+    fn from_json(value: Value, defaults: Defaults) -> Result<Self, ValidationError> {
         UserEvent::from_json(value, defaults)
     }
     fn event_id(&mut self) -> Uuid {
@@ -109,7 +109,7 @@ impl SingleEvent for UserEvent {
 
 impl SingleEvent for PageView {
     const KIND: Kind = Kind::PageView;
-    fn from_json(value: &Value, defaults: Defaults) -> Result<Self, ValidationError> {
+    fn from_json(value: Value, defaults: Defaults) -> Result<Self, ValidationError> {
         PageView::from_json(value, defaults)
     }
     fn event_id(&mut self) -> Uuid {
@@ -131,7 +131,7 @@ async fn ingest_one<E: SingleEvent>(
     auth::ingest(req, &state.settings.security.ingest_api_keys)?;
     let value = json_body(state, payload).await?;
     current_schema(E::KIND).validate(&value)?;
-    let mut event = E::from_json(&value, Defaults { now: Utc::now() })?;
+    let mut event = E::from_json(value, Defaults { now: Utc::now() })?;
     limit(state, req, 1)?;
     let event_id = event.event_id();
     let encoded = encode(&event)?;
@@ -202,10 +202,10 @@ pub async fn batch_events(
     let defaults = Defaults { now: Utc::now() };
     let schema = current_schema(Kind::UserEvent);
     let events: Vec<UserEvent> = items
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            schema.validate(item).map_err(|e| e.in_item(i))?;
+            schema.validate(&item).map_err(|e| e.in_item(i))?;
             let mut e = UserEvent::from_json(item, defaults).map_err(|e| e.in_item(i))?;
             e.event_id.get_or_insert_with(Uuid::new_v4);
             Ok::<_, ValidationError>(e)

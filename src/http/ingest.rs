@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::event::{Defaults, PageView, UserEvent, ValidationError};
 use arus_actors::schema::{self, Kind, Schema};
 use chrono::Utc;
+use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -213,15 +214,12 @@ pub async fn batch_events(
     limit(&state, &req, events.len())?;
     let payloads = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
     let correlation = correlation_id(&req);
-    let records: Vec<(&str, &[u8])> = events
-        .iter()
-        .zip(&payloads)
-        .map(|(event, payload)| (event.user_id.as_str(), payload.as_slice()))
-        .collect();
-    let results = state
-        .producer
-        .send_all(&state.user_topic, &records, &correlation)
-        .await;
+    let results = join_all(events.iter().zip(&payloads).map(|(event, payload)| {
+        state
+            .producer
+            .send(&state.user_topic, &event.user_id, payload, &correlation)
+    }))
+    .await;
     let mut accepted_events = Vec::with_capacity(results.len());
     let mut failures = Vec::new();
     for (event, result) in events.iter().zip(results) {

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arus_config::Settings;
-use futures::stream::{FuturesUnordered, StreamExt as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -103,63 +102,6 @@ impl EventProducer {
         payload: &[u8],
         correlation_id: &str,
     ) -> Result<Written, ProduceError> {
-        self.publish(topic, key, payload, correlation_id, Some(self.deadline))
-            .await
-    }
-
-    /// Writes every `(key, payload)` to `topic`, each with the same headers
-    /// as [`EventProducer::send`], under one deadline for all of them (one
-    /// timer, not one per record). The results are in the input's order; a
-    /// record still unacknowledged at the deadline is
-    /// [`ProduceError::Deadline`].
-    pub async fn send_all(
-        &self,
-        topic: &str,
-        records: &[(&str, &[u8])],
-        correlation_id: &str,
-    ) -> Vec<Result<Written, ProduceError>> {
-        let mut results: Vec<Option<Result<Written, ProduceError>>> =
-            records.iter().map(|_| None).collect();
-        {
-            let mut pending: FuturesUnordered<_> = records
-                .iter()
-                .enumerate()
-                .map(|(i, (key, payload))| async move {
-                    (
-                        i,
-                        self.publish(topic, key, payload, correlation_id, None)
-                            .await,
-                    )
-                })
-                .collect();
-            let gather = async {
-                while let Some((i, result)) = pending.next().await {
-                    results[i] = Some(result);
-                }
-            };
-            // Past the deadline, what is unanswered is not accepted (it may
-            // still be written; a retry with the same eventIds counts once).
-            let _ = tokio::time::timeout(self.deadline, gather).await;
-        }
-        let deadline_ms = self.deadline.as_millis() as u64;
-        let unanswered = results.iter().filter(|r| r.is_none()).count();
-        self.failed.fetch_add(unanswered as u64, Ordering::Relaxed);
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(ProduceError::Deadline(deadline_ms))))
-            .collect()
-    }
-
-    /// One event record with its headers (and a publish span while tracing),
-    /// acknowledged within `deadline` when one is given.
-    async fn publish(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-        correlation_id: &str,
-        deadline: Option<Duration>,
-    ) -> Result<Written, ProduceError> {
         let span = if crate::telemetry::tracing_on() {
             tracing::info_span!(
                 "publish",
@@ -203,10 +145,7 @@ impl EventProducer {
             .key(key)
             .payload(payload)
             .headers(headers);
-        let written = self
-            .deliver(record, deadline)
-            .instrument(span.clone())
-            .await;
+        let written = self.deliver(record).instrument(span.clone()).await;
         if let Ok(w) = &written {
             span.record("messaging.destination.partition.id", w.partition);
             span.record("messaging.kafka.offset", w.offset);
@@ -235,20 +174,16 @@ impl EventProducer {
         if let Some(v) = payload {
             record = record.payload(v);
         }
-        self.deliver(record, Some(self.deadline)).await
+        self.deliver(record).await
     }
 
-    async fn deliver<K, P>(
-        &self,
-        record: FutureRecord<'_, K, P>,
-        deadline: Option<Duration>,
-    ) -> Result<Written, ProduceError>
+    async fn deliver<K, P>(&self, record: FutureRecord<'_, K, P>) -> Result<Written, ProduceError>
     where
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
     {
         let started = std::time::Instant::now();
-        let result = self.deliver_once(record, deadline).await;
+        let result = self.deliver_once(record).await;
         match &result {
             Ok(_) => self.acknowledged_seconds.observe(started.elapsed()),
             Err(_) => {
@@ -261,7 +196,6 @@ impl EventProducer {
     async fn deliver_once<K, P>(
         &self,
         record: FutureRecord<'_, K, P>,
-        deadline: Option<Duration>,
     ) -> Result<Written, ProduceError>
     where
         K: rdkafka::message::ToBytes + ?Sized,
@@ -272,15 +206,10 @@ impl EventProducer {
             .current()
             .send_result(record)
             .map_err(|(error, _)| ProduceError::from(error))?;
-        let delivered = match deadline {
-            Some(deadline) => match tokio::time::timeout(deadline, delivery).await {
-                Ok(delivered) => delivered,
-                // Not acknowledged in time: not accepted (it may still be
-                // written; a client's retry with the same eventId counts once).
-                Err(_) => return Err(ProduceError::Deadline(deadline.as_millis() as u64)),
-            },
-            // The caller holds the deadline (one for many records).
-            None => delivery.await,
+        let Ok(delivered) = tokio::time::timeout(self.deadline, delivery).await else {
+            // Not acknowledged in time: not accepted (it may still be
+            // written; a client's retry with the same eventId counts once).
+            return Err(ProduceError::Deadline(self.deadline.as_millis() as u64));
         };
         match delivered {
             Ok(Ok(d)) => {

@@ -7,7 +7,7 @@
 //! so restoring a partition reads one changelog partition.
 
 use crate::source::{InputTopic, SourcePartition};
-use crate::state::StateUpdate;
+use crate::state::{StateUpdate, SEEN_IDS};
 
 /// A changelog record ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +48,16 @@ pub fn decode(value: Option<&[u8]>) -> Result<Option<StateUpdate>, ChangelogErro
         None => Ok(None),
         Some(value) => Ok(Some(serde_json::from_slice(value)?)),
     }
+}
+
+/// Whether the record under `key` holds a partition's seen eventIds: state
+/// only a partition's own restore needs, never a query. Told from the key
+/// alone, so a reader that serves queries passes such records by without
+/// decoding them (a bucket holds up to 2,000 ids: most of the changelog's
+/// bytes when clients send eventIds).
+pub fn holds_seen_ids(key: &[u8]) -> bool {
+    key.strip_prefix(SEEN_IDS.as_bytes())
+        .is_some_and(|rest| rest.first() == Some(&b'/'))
 }
 
 /// What a changelog key names: the metric, the source partition and the
@@ -130,6 +140,19 @@ mod tests {
             assert_eq!(parsed.key, update.route().1);
             assert_eq!(parsed.source, update.source());
         }
+        assert!(!holds_seen_ids(records[0].key.as_bytes()));
+        assert!(!holds_seen_ids(records[1].key.as_bytes()));
+        let seen = encode(&StateUpdate::SeenIds {
+            source: SourcePartition::new(InputTopic::PageViews, 2),
+            bucket: 40,
+            ids: Vec::new(),
+        })
+        .expect("encodes");
+        assert_eq!(seen.key, "seen/page-views/2/40");
+        assert!(holds_seen_ids(seen.key.as_bytes()));
+        // A user whose id begins with "seen" is not one.
+        assert!(!holds_seen_ids(b"users/user-events/0/seen/1"));
+        assert!(!holds_seen_ids(b"seenx/user-events/0/1"));
         assert_eq!(parse_key("users/nowhere/1/u"), None);
         assert_eq!(parse_key("users/user-events/x/u"), None);
         assert_eq!(parse_key("users/user-events/1"), None);

@@ -147,6 +147,9 @@ impl Default for DeadLetterMark {
     }
 }
 
+/// The metric name of [`StateUpdate::SeenIds`] entries in changelog keys.
+pub const SEEN_IDS: &str = "seen";
+
 /// A changed state entry, as the aggregators publish it (today to the read
 /// model; with the changelog, as the value of a compacted record).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,7 +203,7 @@ impl StateUpdate {
             StateUpdate::User { user_id, .. } => ("users", Cow::Borrowed(user_id)),
             StateUpdate::Page { url, .. } => ("top-pages", Cow::Borrowed(url)),
             StateUpdate::Session { user_id, .. } => ("sessions", Cow::Borrowed(user_id)),
-            StateUpdate::SeenIds { bucket, .. } => ("seen", Cow::Owned(bucket.to_string())),
+            StateUpdate::SeenIds { bucket, .. } => (SEEN_IDS, Cow::Owned(bucket.to_string())),
             StateUpdate::DeadLetters { .. } => ("dead-letters", Cow::Borrowed("")),
         }
     }

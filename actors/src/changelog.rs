@@ -6,8 +6,15 @@
 //! *p* of the changelog holds the state of partition *p* of both input topics,
 //! so restoring a partition reads one changelog partition.
 
+use serde::de::{self, value::MapAccessDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::event::EventType;
 use crate::source::{InputTopic, SourcePartition};
-use crate::state::{StateUpdate, SEEN_IDS};
+use crate::state::{
+    Counter, DeadLetterMark, PageStats, SeenEntry, SessionState, StateUpdate, UserActivity,
+    SEEN_IDS,
+};
 
 /// A changelog record ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +67,145 @@ pub fn holds_seen_ids(key: &[u8]) -> bool {
         .is_some_and(|rest| rest.first() == Some(&b'/'))
 }
 
+/// Reads an entry as [`StateUpdate`]'s `Serialize` writes it: a map whose
+/// first key is `metric`, then the variant's fields. The derived reader of
+/// an internally tagged enum cannot know where the tag is, so it buffers
+/// every entry whole (serde's `Content` tree: an allocation per string and
+/// map) before reading it again; this one reads the tag, then the rest of
+/// the same map straight into the variant's fields. Every reader of the
+/// changelog (the read model, each restore) decodes every entry it reads.
+impl<'de> Deserialize<'de> for StateUpdate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Tag {
+    Metric,
+}
+
+#[derive(Deserialize)]
+#[serde(variant_identifier, rename_all = "kebab-case")]
+enum Metric {
+    EventCount,
+    User,
+    Page,
+    Session,
+    DeadLetters,
+    SeenIds,
+}
+
+#[derive(Deserialize)]
+struct EventCountFields {
+    source: SourcePartition,
+    event_type: EventType,
+    entry: Counter,
+}
+
+#[derive(Deserialize)]
+struct UserFields {
+    source: SourcePartition,
+    user_id: String,
+    entry: UserActivity,
+}
+
+#[derive(Deserialize)]
+struct PageFields {
+    source: SourcePartition,
+    url: String,
+    entry: PageStats,
+}
+
+#[derive(Deserialize)]
+struct SessionFields {
+    source: SourcePartition,
+    user_id: String,
+    entry: SessionState,
+}
+
+#[derive(Deserialize)]
+struct DeadLetterFields {
+    source: SourcePartition,
+    entry: DeadLetterMark,
+}
+
+#[derive(Deserialize)]
+struct SeenIdsFields {
+    source: SourcePartition,
+    bucket: i64,
+    ids: Vec<(String, SeenEntry)>,
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = StateUpdate;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a state entry: a map beginning with its \"metric\"")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StateUpdate, A::Error> {
+        match map.next_key::<Tag>()? {
+            Some(Tag::Metric) => {}
+            None => return Err(de::Error::missing_field("metric")),
+        }
+        let metric: Metric = map.next_value()?;
+        let rest = MapAccessDeserializer::new(map);
+        Ok(match metric {
+            Metric::EventCount => {
+                let f = EventCountFields::deserialize(rest)?;
+                StateUpdate::EventCount {
+                    source: f.source,
+                    event_type: f.event_type,
+                    entry: f.entry,
+                }
+            }
+            Metric::User => {
+                let f = UserFields::deserialize(rest)?;
+                StateUpdate::User {
+                    source: f.source,
+                    user_id: f.user_id,
+                    entry: f.entry,
+                }
+            }
+            Metric::Page => {
+                let f = PageFields::deserialize(rest)?;
+                StateUpdate::Page {
+                    source: f.source,
+                    url: f.url,
+                    entry: f.entry,
+                }
+            }
+            Metric::Session => {
+                let f = SessionFields::deserialize(rest)?;
+                StateUpdate::Session {
+                    source: f.source,
+                    user_id: f.user_id,
+                    entry: f.entry,
+                }
+            }
+            Metric::DeadLetters => {
+                let f = DeadLetterFields::deserialize(rest)?;
+                StateUpdate::DeadLetters {
+                    source: f.source,
+                    entry: f.entry,
+                }
+            }
+            Metric::SeenIds => {
+                let f = SeenIdsFields::deserialize(rest)?;
+                StateUpdate::SeenIds {
+                    source: f.source,
+                    bucket: f.bucket,
+                    ids: f.ids,
+                }
+            }
+        })
+    }
+}
+
 /// What a changelog key names: the metric, the source partition and the
 /// entry's own key (which may itself hold `/`, as URLs do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +237,6 @@ pub fn tombstone(update: &StateUpdate) -> (i32, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventType;
-    use crate::state::{Counter, SessionState};
 
     #[test]
     fn entries_round_trip_with_stable_keys() {
@@ -134,6 +278,20 @@ mod tests {
             );
         }
         assert_eq!(decode(None).expect("a tombstone"), None);
+        // A state entry whose user id must be unescaped (quote, backslash,
+        // non-ASCII): the decoder reads it without a borrowed shortcut.
+        let tricky = StateUpdate::User {
+            source: SourcePartition::new(InputTopic::PageViews, 0),
+            user_id: "u \"ä\"\\x".into(),
+            entry: UserActivity {
+                events: 1,
+                page_views: 2,
+                last_seen_ms: -3,
+                as_of: 4,
+            },
+        };
+        let encoded = encode(&tricky).expect("encodes");
+        assert_eq!(decode(Some(&encoded.value)).expect("decodes"), Some(tricky));
         for (record, update) in records.iter().zip(&updates) {
             let parsed = parse_key(&record.key).expect("parses");
             assert_eq!(parsed.metric, update.route().0);
@@ -156,5 +314,103 @@ mod tests {
         assert_eq!(parse_key("users/nowhere/1/u"), None);
         assert_eq!(parse_key("users/user-events/x/u"), None);
         assert_eq!(parse_key("users/user-events/1"), None);
+    }
+
+    #[test]
+    fn every_kind_of_entry_round_trips_and_malformed_ones_are_refused() {
+        let source = SourcePartition::new(InputTopic::UserEvents, 3);
+        let updates = [
+            StateUpdate::EventCount {
+                source,
+                event_type: EventType::Logout,
+                entry: Counter { count: 1, as_of: 2 },
+            },
+            StateUpdate::User {
+                source,
+                user_id: "user-1".into(),
+                entry: UserActivity {
+                    events: 3,
+                    page_views: 4,
+                    last_seen_ms: 5,
+                    as_of: 6,
+                },
+            },
+            StateUpdate::Page {
+                source,
+                url: "/a/b?c=d".into(),
+                entry: PageStats {
+                    views: 7,
+                    total_duration: 8.5,
+                    as_of: 9,
+                },
+            },
+            StateUpdate::Session {
+                source,
+                user_id: "user-2".into(),
+                entry: SessionState {
+                    open_since_ms: None,
+                    completed: 10,
+                    total_duration_ms: 11,
+                    as_of: 12,
+                },
+            },
+            StateUpdate::DeadLetters {
+                source,
+                entry: DeadLetterMark {
+                    count: 13,
+                    as_of: 14,
+                },
+            },
+            StateUpdate::SeenIds {
+                source,
+                bucket: 15,
+                ids: vec![
+                    (
+                        "id-a".into(),
+                        SeenEntry {
+                            offset: 15,
+                            at_ms: 16,
+                        },
+                    ),
+                    (
+                        "id-b".into(),
+                        SeenEntry {
+                            offset: 17,
+                            at_ms: 18,
+                        },
+                    ),
+                ],
+            },
+        ];
+        for update in &updates {
+            let record = encode(update).expect("encodes");
+            assert_eq!(
+                decode(Some(&record.value)).expect("decodes").as_ref(),
+                Some(update),
+                "{}",
+                String::from_utf8_lossy(&record.value)
+            );
+        }
+        let refused = |json: &str| {
+            decode(Some(json.as_bytes()))
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string()
+        };
+        let source = r#""source":{"topic":"user-events","partition":3}"#;
+        let entry = r#""entry":{"count":1,"asOf":2}"#;
+        // The metric must come first, as arus writes it.
+        assert!(refused(&format!(
+            r#"{{{source},"metric":"event-count","event_type":"login",{entry}}}"#
+        ))
+        .contains("unknown field `source`, expected `metric`"));
+        assert!(
+            refused(&format!(r#"{{"metric":"temperature",{source},{entry}}}"#))
+                .contains("unknown variant `temperature`")
+        );
+        assert!(refused(&format!(r#"{{"metric":"event-count",{source}}}"#))
+            .contains("missing field `event_type`"));
+        assert!(refused("{}").contains("missing field `metric`"));
+        assert!(refused("[1]").contains("invalid type"));
     }
 }

@@ -152,7 +152,9 @@ pub const SEEN_IDS: &str = "seen";
 
 /// A changed state entry, as the aggregators publish it (today to the read
 /// model; with the changelog, as the value of a compacted record).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Written with its metric first; read back by the changelog's own
+/// decoder (`changelog.rs`), which relies on that order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "metric", rename_all = "kebab-case")]
 pub enum StateUpdate {
     EventCount {

@@ -10,6 +10,7 @@
 //! their partition.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::source::SourcePartition;
 use crate::state::{SeenEntry, StateUpdate};
@@ -19,15 +20,17 @@ use crate::state::{SeenEntry, StateUpdate};
 /// saw.
 pub const MAX_IDS_PER_BUCKET: usize = 2_000;
 
+/// Each id is held once (`Arc<str>`) by the set, the expiry order and the
+/// next bucket alike: one allocation per new id instead of three.
 pub struct Dedupe {
     source: SourcePartition,
     window_ms: i64,
-    seen: HashMap<String, SeenEntry>,
+    seen: HashMap<Arc<str>, SeenEntry>,
     /// Ids by the time they were first seen, oldest first, for expiry.
-    order: VecDeque<(i64, String)>,
+    order: VecDeque<(i64, Arc<str>)>,
     newest_ms: i64,
     /// Ids first seen since the last flush: the next bucket.
-    added: Vec<String>,
+    added: Vec<Arc<str>>,
     /// Written buckets: first offset → the newest time of their ids.
     buckets: BTreeMap<i64, i64>,
     /// How many ids in the set are retry hand-offs (see [`crate::retry`]):
@@ -53,7 +56,7 @@ impl Dedupe {
         window_ms: i64,
         restored: Vec<(i64, Vec<(String, SeenEntry)>)>,
     ) -> Self {
-        let mut seen: HashMap<String, SeenEntry> = HashMap::new();
+        let mut seen: HashMap<Arc<str>, SeenEntry> = HashMap::new();
         let mut buckets = BTreeMap::new();
         for (bucket, ids) in restored {
             let newest = ids.iter().map(|(_, e)| e.at_ms).max().unwrap_or(i64::MIN);
@@ -61,14 +64,16 @@ impl Dedupe {
             for (id, entry) in ids {
                 // A later bucket may repeat an id (a restore that ran
                 // ahead); the earliest sighting counts.
-                let slot = seen.entry(id).or_insert(entry);
+                let slot = seen.entry(Arc::from(id)).or_insert(entry);
                 if entry.offset < slot.offset {
                     *slot = entry;
                 }
             }
         }
-        let mut order: Vec<(i64, String)> =
-            seen.iter().map(|(id, e)| (e.at_ms, id.clone())).collect();
+        let mut order: Vec<(i64, Arc<str>)> = seen
+            .iter()
+            .map(|(id, e)| (e.at_ms, Arc::clone(id)))
+            .collect();
         order.sort();
         Self {
             source,
@@ -87,21 +92,24 @@ impl Dedupe {
     /// state's `as_of` takes care of). A later record with the id is a retry.
     pub fn is_first(&mut self, id: &str, offset: i64, at_ms: i64) -> bool {
         self.expire(at_ms);
-        match self.seen.get_mut(id) {
-            Some(entry) if offset == entry.offset => true,
-            Some(entry) if offset > entry.offset => false,
-            Some(entry) => {
+        match self.seen.get_key_value(id) {
+            Some((_, entry)) if offset == entry.offset => true,
+            Some((_, entry)) if offset > entry.offset => false,
+            Some((held, _)) => {
                 // Only after a restore that ran ahead: keep the earliest.
-                *entry = SeenEntry { offset, at_ms };
-                self.added.push(id.to_string());
+                let held = Arc::clone(held);
+                self.seen
+                    .insert(Arc::clone(&held), SeenEntry { offset, at_ms });
+                self.added.push(held);
                 true
             }
             None => {
                 self.handoffs += usize::from(is_handoff(id));
+                let id: Arc<str> = Arc::from(id);
                 self.seen
-                    .insert(id.to_string(), SeenEntry { offset, at_ms });
-                self.order.push_back((at_ms, id.to_string()));
-                self.added.push(id.to_string());
+                    .insert(Arc::clone(&id), SeenEntry { offset, at_ms });
+                self.order.push_back((at_ms, Arc::clone(&id)));
+                self.added.push(id);
                 true
             }
         }
@@ -163,14 +171,15 @@ impl Dedupe {
                 ids: Vec::new(),
             });
         }
-        let mut added = std::mem::take(&mut self.added);
-        added.sort();
-        added.dedup();
-        let mut ids: Vec<(String, SeenEntry)> = added
+        let added = std::mem::take(&mut self.added);
+        let mut ids: Vec<(Arc<str>, SeenEntry)> = added
             .into_iter()
             .filter_map(|id| self.seen.get(&id).map(|e| (id, *e)))
             .collect();
-        ids.sort_by_key(|(_, e)| e.offset);
+        // By offset, then id; an id added twice (a restore that ran ahead)
+        // has one entry, so its copies sit side by side and go as one.
+        ids.sort_unstable_by(|(a, ea), (b, eb)| (ea.offset, a).cmp(&(eb.offset, b)));
+        ids.dedup_by(|(a, _), (b, _)| a == b);
         // In offset order, a bucket per MAX_IDS_PER_BUCKET ids, each named
         // by its first offset.
         for chunk in ids.chunks(MAX_IDS_PER_BUCKET) {
@@ -180,7 +189,7 @@ impl Dedupe {
             changes.puts.push(StateUpdate::SeenIds {
                 source: self.source,
                 bucket,
-                ids: chunk.to_vec(),
+                ids: chunk.iter().map(|(id, e)| (id.to_string(), *e)).collect(),
             });
         }
         changes

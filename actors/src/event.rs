@@ -8,8 +8,10 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use uuid::Uuid;
+
+use crate::json::{Json, Object};
 
 /// What a user did. The seed's four kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -54,7 +56,37 @@ pub struct UserEvent {
     #[serde(serialize_with = "iso8601")]
     pub timestamp: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<Metadata>,
+}
+
+/// A user event's metadata: the client's JSON object, kept as compact JSON
+/// text and written out as it is (arus never looks inside it).
+#[derive(Debug, Clone)]
+pub struct Metadata(Box<RawValue>);
+
+impl Metadata {
+    fn of(obj: &Object<'_>) -> Result<Self, ValidationError> {
+        serde_json::value::to_raw_value(obj)
+            .map(Metadata)
+            .map_err(|e| ValidationError::new("metadata", format!("cannot be kept: {e}")))
+    }
+
+    /// The object, as JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// A page view as written to `page-views`.
@@ -154,37 +186,36 @@ pub struct Defaults {
     pub now: DateTime<Utc>,
 }
 
-/// The event's fields, taken out of the parsed value: strings and metadata
-/// move into the event rather than being copied.
-fn object(value: Value) -> Result<Map<String, Value>, ValidationError> {
+/// The event's fields, taken out of the parsed document.
+fn object(value: Json<'_>) -> Result<Object<'_>, ValidationError> {
     match value {
-        Value::Object(obj) => Ok(obj),
+        Json::Object(obj) => Ok(obj),
         _ => Err(ValidationError::new("", "must be a JSON object")),
     }
 }
 
-fn required_string(obj: &mut Map<String, Value>, field: &str) -> Result<String, ValidationError> {
+fn required_string(obj: &mut Object<'_>, field: &str) -> Result<String, ValidationError> {
     match obj.get_mut(field) {
-        None | Some(Value::Null) => Err(ValidationError::new(field, "is required")),
-        Some(Value::String(s)) if s.trim().is_empty() => {
+        None | Some(Json::Null) => Err(ValidationError::new(field, "is required")),
+        Some(Json::String(s)) if s.trim().is_empty() => {
             Err(ValidationError::new(field, "must not be empty"))
         }
-        Some(Value::String(s)) if s.chars().count() > 1024 => Err(ValidationError::new(
+        Some(Json::String(s)) if s.chars().count() > 1024 => Err(ValidationError::new(
             field,
             "must be at most 1024 characters long",
         )),
-        Some(Value::String(s)) => Ok(std::mem::take(s)),
+        Some(Json::String(s)) => Ok(std::mem::take(s).into_owned()),
         Some(_) => Err(ValidationError::new(field, "must be a string")),
     }
 }
 
 fn optional_timestamp(
-    obj: &Map<String, Value>,
+    obj: &Object<'_>,
     defaults: Defaults,
 ) -> Result<DateTime<Utc>, ValidationError> {
     match obj.get("timestamp") {
-        None | Some(Value::Null) => Ok(defaults.now),
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+        None | Some(Json::Null) => Ok(defaults.now),
+        Some(Json::String(s)) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| {
                 ValidationError::new(
@@ -199,10 +230,10 @@ fn optional_timestamp(
     }
 }
 
-fn optional_event_id(obj: &Map<String, Value>) -> Result<Option<Uuid>, ValidationError> {
+fn optional_event_id(obj: &Object<'_>) -> Result<Option<Uuid>, ValidationError> {
     match obj.get("eventId") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Uuid::parse_str(s)
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Uuid::parse_str(s)
             .map(Some)
             .map_err(|_| ValidationError::new("eventId", "must be a UUID")),
         Some(_) => Err(ValidationError::new("eventId", "must be a UUID string")),
@@ -211,15 +242,15 @@ fn optional_event_id(obj: &Map<String, Value>) -> Result<Option<Uuid>, Validatio
 
 impl UserEvent {
     /// Validates a user event in the seed's shape.
-    pub fn from_json(value: Value, defaults: Defaults) -> Result<Self, ValidationError> {
+    pub fn from_json(value: Json<'_>, defaults: Defaults) -> Result<Self, ValidationError> {
         let mut obj = object(value)?;
         let obj = &mut obj;
         let user_id = required_string(obj, "userId")?;
         let event_type = match obj.get("eventType") {
-            None | Some(Value::Null) => {
+            None | Some(Json::Null) => {
                 return Err(ValidationError::new("eventType", "is required"))
             }
-            Some(Value::String(s)) => EventType::parse(s).ok_or_else(|| {
+            Some(Json::String(s)) => EventType::parse(s).ok_or_else(|| {
                 ValidationError::new(
                     "eventType",
                     format!("must be one of login, logout, purchase, view (got {s:?})"),
@@ -232,9 +263,9 @@ impl UserEvent {
                 ))
             }
         };
-        let metadata = match obj.get_mut("metadata") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(std::mem::take(m)),
+        let metadata = match obj.get("metadata") {
+            None | Some(Json::Null) => None,
+            Some(Json::Object(m)) => Some(Metadata::of(m)?),
             Some(_) => return Err(ValidationError::new("metadata", "must be an object")),
         };
         Ok(Self {
@@ -249,22 +280,22 @@ impl UserEvent {
 
 impl PageView {
     /// Validates a page view in the seed's shape.
-    pub fn from_json(value: Value, defaults: Defaults) -> Result<Self, ValidationError> {
+    pub fn from_json(value: Json<'_>, defaults: Defaults) -> Result<Self, ValidationError> {
         let mut obj = object(value)?;
         let obj = &mut obj;
         let user_id = required_string(obj, "userId")?;
         let url = match obj.get("url") {
-            None | Some(Value::Null) => return Err(ValidationError::new("url", "is required")),
+            None | Some(Json::Null) => return Err(ValidationError::new("url", "is required")),
             Some(_) => required_string(obj, "url")?,
         };
         let referrer = match obj.get_mut("referrer") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(std::mem::take(s)),
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(std::mem::take(s).into_owned()),
             Some(_) => return Err(ValidationError::new("referrer", "must be a string")),
         };
         let duration = match obj.get("duration") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => match n.as_f64() {
+            None | Some(Json::Null) => None,
+            Some(Json::Number(n)) => match n.as_f64() {
                 Some(d) if d >= 0.0 && d.is_finite() => Some(d),
                 _ => {
                     return Err(ValidationError::new(
@@ -310,19 +341,22 @@ mod tests {
             "userId": "user-1", "eventType": "purchase",
             "timestamp": "2024-05-01T09:30:00.250Z", "metadata": {"amount": 42}
         });
-        let e = UserEvent::from_json(input.clone(), defaults()).expect("valid");
+        let e = UserEvent::from_json(Json::of(&input), defaults()).expect("valid");
         assert_eq!(e.event_type, EventType::Purchase);
         assert_eq!(e.timestamp.timestamp_millis(), 1_714_555_800_250);
         let written = serde_json::to_value(&e).expect("serializes");
         assert_eq!(written, input);
-        let again = UserEvent::from_json(written, defaults()).expect("valid");
+        let again = UserEvent::from_json(Json::of(&written), defaults()).expect("valid");
         assert_eq!(again, e);
     }
 
     #[test]
     fn missing_timestamp_takes_the_default() {
-        let e = UserEvent::from_json(json!({"userId": "u", "eventType": "login"}), defaults())
-            .expect("valid");
+        let e = UserEvent::from_json(
+            Json::of(&json!({"userId": "u", "eventType": "login"})),
+            defaults(),
+        )
+        .expect("valid");
         assert_eq!(e.timestamp, defaults().now);
         assert_eq!(e.event_id, None);
     }
@@ -359,7 +393,7 @@ mod tests {
             ),
         ];
         for (input, expected) in cases {
-            let err = UserEvent::from_json(input.clone(), defaults()).expect_err("invalid");
+            let err = UserEvent::from_json(Json::of(&input), defaults()).expect_err("invalid");
             assert_eq!(err.to_string(), expected, "for {input}");
         }
     }
@@ -367,7 +401,7 @@ mod tests {
     #[test]
     fn page_view_errors_name_the_field() {
         let ok = PageView::from_json(
-            json!({"userId": "u", "url": "/home", "referrer": "/", "duration": 12.5}),
+            Json::of(&json!({"userId": "u", "url": "/home", "referrer": "/", "duration": 12.5})),
             defaults(),
         )
         .expect("valid");
@@ -382,7 +416,7 @@ mod tests {
             (json!({"url": "/"}), "userId: is required"),
         ];
         for (input, expected) in cases {
-            let err = PageView::from_json(input.clone(), defaults()).expect_err("invalid");
+            let err = PageView::from_json(Json::of(&input), defaults()).expect_err("invalid");
             assert_eq!(err.to_string(), expected, "for {input}");
         }
     }

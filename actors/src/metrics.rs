@@ -246,7 +246,7 @@ mod tests {
             .with_timezone(&Utc);
         Event::User(
             UserEvent::from_json(
-                json!({"userId": user, "eventType": kind, "timestamp": at}),
+                crate::json::Json::of(&json!({"userId": user, "eventType": kind, "timestamp": at})),
                 Defaults { now },
             )
             .expect("valid"),
@@ -300,7 +300,7 @@ mod tests {
         let purchase = user("u1", "purchase", "2024-01-01T00:00:00Z");
         let page = Event::Page(
             PageView::from_json(
-                json!({"userId": "u2", "url": "/p"}),
+                crate::json::Json::of(&json!({"userId": "u2", "url": "/p"})),
                 Defaults { now: Utc::now() },
             )
             .expect("valid"),

@@ -143,7 +143,7 @@ pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeErro
         .get(kind, &version)
         .ok_or_else(|| DecodeError::UnknownSchemaVersion(version.into_owned()))?;
     let payload = record.payload.as_deref().ok_or(DecodeError::Empty)?;
-    let value: serde_json::Value = serde_json::from_slice(payload)?;
+    let value = crate::json::Json::parse(payload)?;
     schema.validate(&value)?;
     let now = record
         .timestamp_ms

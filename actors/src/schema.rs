@@ -21,9 +21,10 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::event::ValidationError;
+use crate::json::{Json, Object};
 
 /// The schema version arus writes on the records it produces.
 pub const CURRENT_VERSION: &str = "1";
@@ -136,7 +137,7 @@ impl Schema {
 
     /// Checks `value`; the error names the first failing field by its path
     /// (`metadata.items[2].sku`; empty for the value itself).
-    pub fn validate(&self, value: &Value) -> Result<(), ValidationError> {
+    pub fn validate(&self, value: &Json<'_>) -> Result<(), ValidationError> {
         let mut path = String::new();
         self.root.check(value, &mut path)
     }
@@ -182,15 +183,15 @@ impl Type {
         })
     }
 
-    fn matches(self, value: &Value) -> bool {
+    fn matches(self, value: &Json<'_>) -> bool {
         match (self, value) {
-            (Type::Object, Value::Object(_))
-            | (Type::Array, Value::Array(_))
-            | (Type::String, Value::String(_))
-            | (Type::Number, Value::Number(_))
-            | (Type::Boolean, Value::Bool(_))
-            | (Type::Null, Value::Null) => true,
-            (Type::Integer, Value::Number(n)) => {
+            (Type::Object, Json::Object(_))
+            | (Type::Array, Json::Array(_))
+            | (Type::String, Json::String(_))
+            | (Type::Number, Json::Number(_))
+            | (Type::Boolean, Json::Bool(_))
+            | (Type::Null, Json::Null) => true,
+            (Type::Integer, Json::Number(n)) => {
                 n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
             }
             _ => false,
@@ -400,7 +401,7 @@ impl Node {
         }
     }
 
-    fn check(&self, value: &Value, path: &mut String) -> Result<(), ValidationError> {
+    fn check(&self, value: &Json<'_>, path: &mut String) -> Result<(), ValidationError> {
         match self {
             Node::Any => Ok(()),
             Node::Nothing => Err(ValidationError::new(path.as_str(), "is not allowed")),
@@ -453,7 +454,7 @@ fn listed(values: &[Value]) -> String {
 }
 
 impl Rules {
-    fn check(&self, value: &Value, path: &mut String) -> Result<(), ValidationError> {
+    fn check(&self, value: &Json<'_>, path: &mut String) -> Result<(), ValidationError> {
         if let Some(types) = &self.types {
             if !types.iter().any(|t| t.matches(value)) {
                 let at_root = path.is_empty();
@@ -469,33 +470,29 @@ impl Rules {
             }
         }
         if let Some(values) = &self.one_of_values {
-            if !values.contains(value) {
+            if !values.iter().any(|v| value == v) {
                 let got = match value {
-                    Value::String(s) => format!(" (got {s:?})"),
+                    Json::String(s) => format!(" (got {s:?})"),
                     _ => String::new(),
                 };
                 return fail(path, format!("must be one of {}{got}", listed(values)));
             }
         }
         if let Some(constant) = &self.constant {
-            if constant != value {
+            if value != constant {
                 return fail(path, format!("must be {constant}"));
             }
         }
         match value {
-            Value::Object(obj) => self.check_object(obj, path),
-            Value::Array(items) => self.check_array(items, path),
-            Value::String(s) => self.check_string(s, path),
-            Value::Number(n) => self.check_number(n.as_f64().unwrap_or(f64::NAN), path),
-            Value::Bool(_) | Value::Null => Ok(()),
+            Json::Object(obj) => self.check_object(obj, path),
+            Json::Array(items) => self.check_array(items, path),
+            Json::String(s) => self.check_string(s, path),
+            Json::Number(n) => self.check_number(n.as_f64().unwrap_or(f64::NAN), path),
+            Json::Bool(_) | Json::Null => Ok(()),
         }
     }
 
-    fn check_object(
-        &self,
-        obj: &Map<String, Value>,
-        path: &mut String,
-    ) -> Result<(), ValidationError> {
+    fn check_object(&self, obj: &Object<'_>, path: &mut String) -> Result<(), ValidationError> {
         // In the schema's order: the first failing field is the first the
         // schema names, whatever order the client wrote.
         for (name, node) in &self.properties {
@@ -506,7 +503,7 @@ impl Rules {
                         return within(path, name, |p| fail(p, "is required"));
                     }
                 }
-                Some(Value::Null) if required && !node.allows_null() => {
+                Some(Json::Null) if required && !node.allows_null() => {
                     return within(path, name, |p| fail(p, "is required"));
                 }
                 Some(v) => within(path, name, |p| node.check(v, p))?,
@@ -517,7 +514,7 @@ impl Rules {
                 return within(path, name, |p| fail(p, "is required"));
             }
         }
-        for (name, v) in obj {
+        for (name, v) in obj.iter() {
             if self.properties.iter().any(|(n, _)| n == name) {
                 continue;
             }
@@ -538,7 +535,7 @@ impl Rules {
         Ok(())
     }
 
-    fn check_array(&self, items: &[Value], path: &mut String) -> Result<(), ValidationError> {
+    fn check_array(&self, items: &[Json<'_>], path: &mut String) -> Result<(), ValidationError> {
         if let Some(min) = self.min_items.filter(|m| items.len() < *m) {
             return fail(path, format!("must hold at least {min} items"));
         }
@@ -613,8 +610,22 @@ mod tests {
         all.next().expect("one schema")
     }
 
+    /// Validation of a `Value` (the tests write their cases with `json!`).
+    trait CheckValue {
+        fn check_value(&self, value: &Value) -> Result<(), ValidationError>;
+    }
+
+    impl CheckValue for Schema {
+        fn check_value(&self, value: &Value) -> Result<(), ValidationError> {
+            self.validate(&Json::of(value))
+        }
+    }
+
     fn error(schema: &Schema, value: Value) -> String {
-        schema.validate(&value).expect_err("invalid").to_string()
+        schema
+            .validate(&Json::of(&value))
+            .expect_err("invalid")
+            .to_string()
     }
 
     #[test]
@@ -637,10 +648,12 @@ mod tests {
     fn the_user_event_schema_names_the_failing_field() {
         let schema = built_in().get(Kind::UserEvent, "1").expect("v1");
         schema
-            .validate(&json!({"userId": "u", "eventType": "login", "metadata": null, "extra": 1}))
+            .check_value(
+                &json!({"userId": "u", "eventType": "login", "metadata": null, "extra": 1}),
+            )
             .expect("valid");
         schema
-            .validate(&json!({
+            .check_value(&json!({
                 "eventId": "0b7f6a3c-8f7e-4d43-9c5c-2d8b5d3c1a10", "userId": "u",
                 "eventType": "purchase", "timestamp": "2024-05-01T09:30:00.250Z",
                 "metadata": {"amount": 42}
@@ -700,7 +713,7 @@ mod tests {
     fn the_page_view_schema_names_the_failing_field() {
         let schema = built_in().get(Kind::PageView, "1").expect("v1");
         schema
-            .validate(&json!({"userId": "u", "url": "/home", "referrer": "/", "duration": 12.5}))
+            .check_value(&json!({"userId": "u", "url": "/home", "referrer": "/", "duration": 12.5}))
             .expect("valid");
         let cases = [
             (json!({"userId": "u"}), "url: is required"),
@@ -751,7 +764,7 @@ mod tests {
             }
         }));
         schema
-            .validate(&json!({"order": {"lines": [{"sku": "SKU-1", "qty": 2}]}, "tag": "beta"}))
+            .check_value(&json!({"order": {"lines": [{"sku": "SKU-1", "qty": 2}]}, "tag": "beta"}))
             .expect("valid");
         let cases = [
             (json!({"order": {}}), "order.lines: is required"),
@@ -836,7 +849,7 @@ mod tests {
     fn boolean_schemas_accept_everything_or_nothing() {
         let schema = compiled(json!({"properties": {"a": true, "b": false}}));
         schema
-            .validate(&json!({"a": [1, {"x": null}]}))
+            .check_value(&json!({"a": [1, {"x": null}]}))
             .expect("valid");
         assert_eq!(error(&schema, json!({"b": 1})), "b: is not allowed");
     }

@@ -9,7 +9,7 @@ use futures::StreamExt as _;
 use serde_json::{json, Value};
 
 use crate::raw::{create_topic, raw_consume, raw_produce, raw_produce_one_at_a_time};
-use crate::service::{get, start_arus, Load};
+use crate::service::{get, start_arus, Load, ADMIN_TOKEN};
 use crate::{event, prefix, Args, BATCH, IN_FLIGHT};
 
 /// Preloads `n` events, starts arus, and measures from its first applied
@@ -44,10 +44,20 @@ pub async fn end_to_end(args: &Args, client: &awc::Client) -> anyhow::Result<(f6
     Ok((raw, args.events as f64 / (done - first).as_secs_f64()))
 }
 
+/// What one ingest run measured, events/s: the raw producer, arus's batch
+/// ingest while it also counts what it ingests (consumer, aggregation, read
+/// model on the same cores), and arus's batch ingest alone (its consumer
+/// paused, as the raw producer has none).
+pub struct Ingest {
+    pub raw: f64,
+    pub counting: f64,
+    pub alone: f64,
+}
+
 /// Raw producer against arus's batch ingest, same number of events. The raw
 /// producer runs just before and just after arus (the broker slows as its
 /// in-memory storage fills), and its figure is the mean of the two.
-pub async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f64)> {
+pub async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<Ingest> {
     let prefix = prefix();
     let raw_before = format!("{prefix}raw-before");
     create_topic(&args.brokers, &raw_before).await?;
@@ -59,7 +69,31 @@ pub async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f
         true,
     )
     .await?;
-    let arus = start_arus(args, &prefix, client).await?;
+    let counting = arus_ingest(args, client, &format!("{prefix}c-"), false).await?;
+    let alone = arus_ingest(args, client, &format!("{prefix}a-"), true).await?;
+    let raw_after = format!("{prefix}raw-after");
+    create_topic(&args.brokers, &raw_after).await?;
+    let after = raw_produce(&args.brokers, &raw_after, args.events, args.event_ids, true).await?;
+    Ok(Ingest {
+        raw: (before + after) / 2.0,
+        counting,
+        alone,
+    })
+}
+
+/// One arus, fresh topics under `prefix`, ingesting every event in batches:
+/// events/s. With `paused`, its consumption is paused first (through the
+/// admin endpoint, until every assigned partition shows paused).
+async fn arus_ingest(
+    args: &Args,
+    client: &awc::Client,
+    prefix: &str,
+    paused: bool,
+) -> anyhow::Result<f64> {
+    let arus = start_arus(args, prefix, client).await?;
+    if paused {
+        pause(client, &arus.url).await?;
+    }
     let batches: Vec<String> = (0..args.events)
         .collect::<Vec<_>>()
         .chunks(BATCH)
@@ -67,12 +101,35 @@ pub async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<(f64, f
         .collect();
     let started = Instant::now();
     post_batches(client, &arus.url, batches).await?;
-    let arus_rate = args.events as f64 / started.elapsed().as_secs_f64();
-    drop(arus);
-    let raw_after = format!("{prefix}raw-after");
-    create_topic(&args.brokers, &raw_after).await?;
-    let after = raw_produce(&args.brokers, &raw_after, args.events, args.event_ids, true).await?;
-    Ok(((before + after) / 2.0, arus_rate))
+    Ok(args.events as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Pauses arus's consumption and waits until it holds for every assigned
+/// partition (assignment may come after readiness: partitions assigned
+/// during a pause are paused too, but the bench waits to see them).
+async fn pause(client: &awc::Client, base: &str) -> anyhow::Result<()> {
+    let limit = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut resp = client
+            .post(format!("{base}/v1/consumer/pause"))
+            .insert_header(("x-admin-token", ADMIN_TOKEN))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("pausing arus: {e}"))?;
+        if !resp.status().is_success() {
+            bail!("pausing arus answered {}", resp.status());
+        }
+        let answer: Value = resp.json().await?;
+        let paused = answer["pausedPartitions"].as_u64().unwrap_or(0) as usize;
+        let assigned = answer["assignedPartitions"].as_array().map_or(0, Vec::len);
+        if assigned > 0 && paused == assigned {
+            return Ok(());
+        }
+        if Instant::now() > limit {
+            bail!("arus's consumption did not pause ({paused} of {assigned} partitions)");
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Posts every batch body to arus's batch ingest, `IN_FLIGHT` events at a

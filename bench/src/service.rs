@@ -31,6 +31,10 @@ pub async fn get(client: &awc::Client, url: &str) -> Option<Value> {
     resp.json::<Value>().limit(1 << 20).await.ok()
 }
 
+/// The admin token the bench's arus runs with (the bench pauses its
+/// consumption for the ingest-alone figure).
+pub const ADMIN_TOKEN: &str = "arus-bench-admin-token";
+
 pub async fn start_arus(args: &Args, prefix: &str, client: &awc::Client) -> anyhow::Result<Arus> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -43,6 +47,7 @@ pub async fn start_arus(args: &Args, prefix: &str, client: &awc::Client) -> anyh
         .env("ARUS__KAFKA__PARTITIONS", PARTITIONS.to_string())
         .env("ARUS__INSTANCE_ID", prefix.trim_end_matches('-'))
         .env("ARUS__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("ARUS__SECURITY__ADMIN_TOKEN", ADMIN_TOKEN)
         .env("ARUS__KAFKA__SESSION_TIMEOUT_MS", "2000")
         .env("ARUS__KAFKA__HEARTBEAT_INTERVAL_MS", "500")
         .env("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "10000")

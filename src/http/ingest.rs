@@ -11,7 +11,6 @@ use arus_actors::event::{Defaults, PageView, UserEvent, ValidationError};
 use arus_actors::json::Json;
 use arus_actors::schema::{self, Kind, Schema};
 use chrono::Utc;
-use futures::future::join_all;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -237,12 +236,14 @@ pub async fn batch_events(
         Some(payload)
     });
     let correlation = correlation_id(&req);
-    let results = join_all(events.iter().zip(payloads).map(|(event, payload)| {
-        state
-            .producer
-            .send(&state.user_topic, &event.user_id, payload, &correlation)
-    }))
-    .await;
+    let results = state
+        .producer
+        .send_all(
+            &state.user_topic,
+            events.iter().map(|e| e.user_id.as_str()).zip(payloads),
+            &correlation,
+        )
+        .await;
     let mut accepted_events = Vec::with_capacity(results.len());
     let mut failures = Vec::new();
     for (event, result) in events.iter().zip(results) {

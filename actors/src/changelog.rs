@@ -8,6 +8,7 @@
 
 use serde::de::{self, value::MapAccessDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use std::fmt::Write as _;
 
 use crate::event::EventType;
 use crate::source::{InputTopic, SourcePartition};
@@ -32,21 +33,47 @@ pub enum ChangelogError {
 
 /// The record key of an entry; unique per entry, stable across versions.
 pub fn key(update: &StateUpdate) -> String {
+    let mut key = String::new();
+    write_key(update, &mut key);
+    key
+}
+
+fn write_key(update: &StateUpdate, out: &mut String) {
     let (metric, key) = update.route();
     let source = update.source();
-    format!(
-        "{metric}/{}/{}/{key}",
-        source.topic.as_str(),
-        source.partition
-    )
+    out.push_str(metric);
+    out.push('/');
+    out.push_str(source.topic.as_str());
+    out.push('/');
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{}", source.partition);
+    out.push('/');
+    out.push_str(&key);
 }
 
 pub fn encode(update: &StateUpdate) -> Result<ChangelogRecord, serde_json::Error> {
+    let (mut key, mut value) = (String::new(), Vec::new());
+    let partition = encode_into(update, &mut key, &mut value)?;
     Ok(ChangelogRecord {
-        partition: update.source().partition,
-        key: key(update),
-        value: serde_json::to_vec(update)?,
+        partition,
+        key,
+        value,
     })
+}
+
+/// [`encode`] into buffers the caller reuses from one entry to the next
+/// (cleared first): a commit writes tens of thousands of entries, and the
+/// producer copies each. Returns the changelog partition.
+pub fn encode_into(
+    update: &StateUpdate,
+    key: &mut String,
+    value: &mut Vec<u8>,
+) -> Result<i32, serde_json::Error> {
+    key.clear();
+    value.clear();
+    write_key(update, key);
+    serde_json::to_writer(&mut *value, update)?;
+    Ok(update.source().partition)
 }
 
 /// A record's entry, or `None` for a tombstone (the entry was deleted).

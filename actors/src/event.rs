@@ -200,10 +200,9 @@ fn required_string(obj: &mut Object<'_>, field: &str) -> Result<String, Validati
         Some(Json::String(s)) if s.trim().is_empty() => {
             Err(ValidationError::new(field, "must not be empty"))
         }
-        Some(Json::String(s)) if s.chars().count() > 1024 => Err(ValidationError::new(
-            field,
-            "must be at most 1024 characters long",
-        )),
+        Some(Json::String(s)) if s.len() > 1024 && s.chars().count() > 1024 => Err(
+            ValidationError::new(field, "must be at most 1024 characters long"),
+        ),
         Some(Json::String(s)) => Ok(std::mem::take(s).into_owned()),
         Some(_) => Err(ValidationError::new(field, "must be a string")),
     }

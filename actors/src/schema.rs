@@ -240,6 +240,10 @@ struct Rules {
     types: Option<Vec<Type>>,
     properties: Vec<(String, Node)>,
     required: Vec<String>,
+    /// Whether each of `properties` is required, in their order.
+    property_required: Vec<bool>,
+    /// Required names that are not among `properties`.
+    required_elsewhere: Vec<String>,
     additional: Additional,
     min_properties: Option<usize>,
     max_properties: Option<usize>,
@@ -295,6 +299,8 @@ impl Node {
             types: None,
             properties: Vec::new(),
             required: Vec::new(),
+            property_required: Vec::new(),
+            required_elsewhere: Vec::new(),
             additional: Additional::Allowed,
             min_properties: None,
             max_properties: None,
@@ -390,6 +396,18 @@ impl Node {
                 }
             }
         }
+        // Looked up once here rather than for every value checked.
+        rules.property_required = rules
+            .properties
+            .iter()
+            .map(|(name, _)| rules.required.contains(name))
+            .collect();
+        rules.required_elsewhere = rules
+            .required
+            .iter()
+            .filter(|r| !rules.properties.iter().any(|(name, _)| name == *r))
+            .cloned()
+            .collect();
         Ok(Node::Rules(Box::new(rules)))
     }
 
@@ -495,8 +513,7 @@ impl Rules {
     fn check_object(&self, obj: &Object<'_>, path: &mut String) -> Result<(), ValidationError> {
         // In the schema's order: the first failing field is the first the
         // schema names, whatever order the client wrote.
-        for (name, node) in &self.properties {
-            let required = self.required.contains(name);
+        for ((name, node), &required) in self.properties.iter().zip(&self.property_required) {
             match obj.get(name) {
                 None => {
                     if required {
@@ -509,21 +526,25 @@ impl Rules {
                 Some(v) => within(path, name, |p| node.check(v, p))?,
             }
         }
-        for name in &self.required {
+        for name in &self.required_elsewhere {
             if !obj.contains_key(name) {
                 return within(path, name, |p| fail(p, "is required"));
             }
         }
-        for (name, v) in obj.iter() {
-            if self.properties.iter().any(|(n, _)| n == name) {
-                continue;
-            }
-            match &self.additional {
-                Additional::Allowed => {}
-                Additional::Refused => {
-                    return within(path, name, |p| fail(p, "is not an allowed field"))
+        // Fields the schema does not name: nothing to look at when it
+        // allows any.
+        if !matches!(self.additional, Additional::Allowed) {
+            for (name, v) in obj.iter() {
+                if self.properties.iter().any(|(n, _)| n == name) {
+                    continue;
                 }
-                Additional::Checked(node) => within(path, name, |p| node.check(v, p))?,
+                match &self.additional {
+                    Additional::Allowed => {}
+                    Additional::Refused => {
+                        return within(path, name, |p| fail(p, "is not an allowed field"))
+                    }
+                    Additional::Checked(node) => within(path, name, |p| node.check(v, p))?,
+                }
             }
         }
         if let Some(min) = self.min_properties.filter(|m| obj.len() < *m) {
@@ -551,16 +572,21 @@ impl Rules {
     }
 
     fn check_string(&self, s: &str, path: &str) -> Result<(), ValidationError> {
-        // JSON Schema counts characters (code points), not bytes.
-        let chars = s.chars().count();
-        if let Some(min) = self.min_length.filter(|m| chars < *m) {
+        // JSON Schema counts characters (code points), not bytes. A
+        // character is one to four bytes: most strings are decided by their
+        // length in bytes, without counting.
+        let chars = || s.chars().count();
+        if let Some(min) = self
+            .min_length
+            .filter(|m| s.len() < m.saturating_mul(4) && chars() < *m)
+        {
             return if min == 1 {
                 fail(path, "must not be empty")
             } else {
                 fail(path, format!("must be at least {min} characters long"))
             };
         }
-        if let Some(max) = self.max_length.filter(|m| chars > *m) {
+        if let Some(max) = self.max_length.filter(|m| s.len() > *m && chars() > *m) {
             return fail(path, format!("must be at most {max} characters long"));
         }
         if let Some((text, regex)) = &self.pattern {

@@ -187,16 +187,18 @@ impl Committer {
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), KafkaError> {
+        let (mut key, mut value) = (String::new(), Vec::new());
         for update in &outputs.updates {
-            let record = changelog::encode(update).map_err(|error| {
-                warn!(%error, "cannot encode state entry");
-                KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)
-            })?;
+            let partition =
+                changelog::encode_into(update, &mut key, &mut value).map_err(|error| {
+                    warn!(%error, "cannot encode state entry");
+                    KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)
+                })?;
             self.send(
                 BaseRecord::to(&self.topic)
-                    .partition(record.partition)
-                    .key(record.key.as_str())
-                    .payload(record.value.as_slice()),
+                    .partition(partition)
+                    .key(key.as_str())
+                    .payload(value.as_slice()),
             )?;
         }
         for (partition, key) in &outputs.deletes {

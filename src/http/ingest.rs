@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{auth, read_body, AppState};
+use super::{auth, declared_length, read_body_sized, AppState};
 use crate::error::ApiError;
 use crate::kafka::producer::Written;
 
@@ -27,8 +27,13 @@ fn correlation_id(req: &HttpRequest) -> String {
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_string)
 }
 
-async fn body(state: &AppState, payload: web::Payload) -> Result<Bytes, ApiError> {
-    read_body(payload, state.max_body_bytes).await
+async fn body(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Bytes, ApiError> {
+    let limit = state.max_body_bytes;
+    read_body_sized(payload, limit, declared_length(req, limit)).await
 }
 
 /// The body as a JSON document borrowing its strings from it (no copy of
@@ -137,7 +142,7 @@ async fn ingest_one<E: SingleEvent>(
     topic: &str,
 ) -> Result<HttpResponse, ApiError> {
     auth::ingest(req, &state.settings.security.ingest_api_keys)?;
-    let body = body(state, payload).await?;
+    let body = body(state, req, payload).await?;
     let value = parse(&body)?;
     current_schema(E::KIND).validate(&value)?;
     let mut event = E::from_json(value, Defaults { now: Utc::now() })?;
@@ -182,7 +187,7 @@ pub async fn batch_events(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     auth::ingest(&req, &state.settings.security.ingest_api_keys)?;
-    let body = body(&state, payload).await?;
+    let body = body(&state, &req, payload).await?;
     let items = match parse(&body)? {
         Json::Array(items) => items,
         Json::Object(mut obj) => match obj.remove("events") {
@@ -264,9 +269,19 @@ pub async fn batch_events(
         tracing::warn!(failed = failures.len() + 1, %error, "batch partly unwritten");
         return Err(error.into());
     }
-    Ok(HttpResponse::Created().json(BatchAccepted {
-        success: true,
-        count: accepted_events.len(),
-        events: accepted_events,
-    }))
+    // Written into a buffer sized for it (about 110 bytes an event) rather
+    // than one that grows and copies as it fills.
+    let mut answer = Vec::with_capacity(64 + accepted_events.len() * 128);
+    serde_json::to_writer(
+        &mut answer,
+        &BatchAccepted {
+            success: true,
+            count: accepted_events.len(),
+            events: accepted_events,
+        },
+    )
+    .map_err(|e| ApiError::Internal(format!("cannot encode the answer: {e}")))?;
+    Ok(HttpResponse::Created()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(answer))
 }

@@ -129,8 +129,19 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
 
 /// Reads a request body of at most `limit` bytes; a larger one is a 413
 /// without reading the rest.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
-    let mut body = web::BytesMut::new();
+async fn read_body(payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    read_body_sized(payload, limit, 0).await
+}
+
+/// [`read_body`] into a buffer of `capacity` bytes from the start (a
+/// body's declared length, see [`declared_length`]), rather than one that
+/// grows and copies as chunks arrive.
+async fn read_body_sized(
+    mut payload: web::Payload,
+    limit: usize,
+    capacity: usize,
+) -> Result<Bytes, ApiError> {
+    let mut body = web::BytesMut::with_capacity(capacity.min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
@@ -142,4 +153,16 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, Api
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// The request's `Content-Length`, when it declares one of at most
+/// `limit` bytes; 0 otherwise. Only a capacity: the body read is what
+/// counts.
+fn declared_length(req: &actix_web::HttpRequest, limit: usize) -> usize {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n <= limit)
+        .unwrap_or(0)
 }

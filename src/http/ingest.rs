@@ -216,16 +216,14 @@ pub async fn batch_events(
     }
     let defaults = Defaults { now: Utc::now() };
     let schema = current_schema(Kind::UserEvent);
-    let events: Vec<UserEvent> = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            schema.validate(&item).map_err(|e| e.in_item(i))?;
-            let mut e = UserEvent::from_json(item, defaults).map_err(|e| e.in_item(i))?;
-            e.event_id.get_or_insert_with(Uuid::new_v4);
-            Ok::<_, ValidationError>(e)
-        })
-        .collect::<Result<_, _>>()?;
+    // Sized for the batch at once (collecting `Result`s cannot know it).
+    let mut events: Vec<UserEvent> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        schema.validate(&item).map_err(|e| e.in_item(i))?;
+        let mut e = UserEvent::from_json(item, defaults).map_err(|e| e.in_item(i))?;
+        e.event_id.get_or_insert_with(Uuid::new_v4);
+        events.push(e);
+    }
     limit(&state, &req, events.len())?;
     // Every record's value in one buffer, each a slice of it: one
     // allocation for the batch instead of one (and its regrowths) per event.

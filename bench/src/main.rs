@@ -3,7 +3,8 @@
 //! - raw produce: a plain idempotent `acks=all` producer, same compression
 //! - raw consume: a plain consumer reading the same records
 //! - ingest: arus's `POST /events/batch-events`, batches of 1,000, against the
-//!   raw producer; single events over 64 keep-alive connections (wrk) against
+//!   raw producer, with arus's consumption paused (alone) and running (while
+//!   counting); single events over 64 keep-alive connections (wrk) against
 //!   64 raw senders that each wait for their record's acknowledgement
 //! - end to end: records preloaded into the input; arus consumes, aggregates,
 //!   commits (transactions) and shows them all in a query answer

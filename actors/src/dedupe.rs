@@ -9,6 +9,7 @@
 //! ids have all expired is deleted (a tombstone); buckets are restored with
 //! their partition.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -92,22 +93,21 @@ impl Dedupe {
     /// state's `as_of` takes care of). A later record with the id is a retry.
     pub fn is_first(&mut self, id: &str, offset: i64, at_ms: i64) -> bool {
         self.expire(at_ms);
-        match self.seen.get_key_value(id) {
-            Some((_, entry)) if offset == entry.offset => true,
-            Some((_, entry)) if offset > entry.offset => false,
-            Some((held, _)) => {
+        // New ids are the common case: the key is made once, and the set
+        // hashed once, for both the lookup and the insertion.
+        match self.seen.entry(Arc::from(id)) {
+            Entry::Occupied(held) if offset == held.get().offset => true,
+            Entry::Occupied(held) if offset > held.get().offset => false,
+            Entry::Occupied(mut held) => {
                 // Only after a restore that ran ahead: keep the earliest.
-                let held = Arc::clone(held);
-                self.seen
-                    .insert(Arc::clone(&held), SeenEntry { offset, at_ms });
-                self.added.push(held);
+                held.insert(SeenEntry { offset, at_ms });
+                self.added.push(Arc::clone(held.key()));
                 true
             }
-            None => {
+            Entry::Vacant(new) => {
                 self.handoffs += usize::from(is_handoff(id));
-                let id: Arc<str> = Arc::from(id);
-                self.seen
-                    .insert(Arc::clone(&id), SeenEntry { offset, at_ms });
+                let id = Arc::clone(new.key());
+                new.insert(SeenEntry { offset, at_ms });
                 self.order.push_back((at_ms, Arc::clone(&id)));
                 self.added.push(id);
                 true

@@ -143,8 +143,13 @@ pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeErro
         .get(kind, &version)
         .ok_or_else(|| DecodeError::UnknownSchemaVersion(version.into_owned()))?;
     let payload = record.payload.as_deref().ok_or(DecodeError::Empty)?;
-    let value = crate::json::Json::parse(payload)?;
+    let mut value = crate::json::Json::parse(payload)?;
     schema.validate(&value)?;
+    // Validated with it, but not kept: no metric reads a user event's
+    // metadata, and a dead letter or retry carries the record as it was.
+    if let crate::json::Json::Object(obj) = &mut value {
+        obj.remove("metadata");
+    }
     let now = record
         .timestamp_ms
         .and_then(DateTime::<Utc>::from_timestamp_millis)

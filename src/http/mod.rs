@@ -156,13 +156,18 @@ async fn read_body_sized(
 }
 
 /// The request's `Content-Length`, when it declares one of at most
-/// `limit` bytes; 0 otherwise. Only a capacity: the body read is what
-/// counts.
+/// `limit` bytes, as a capacity of at most [`PREALLOCATED_BODY`]; 0
+/// otherwise. Only a capacity: the body read is what counts, and a client
+/// that declares much and sends little holds no more than that bound.
 fn declared_length(req: &actix_web::HttpRequest, limit: usize) -> usize {
     req.headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n <= limit)
-        .unwrap_or(0)
+        .map_or(0, |n| n.min(PREALLOCATED_BODY))
 }
+
+/// The most a request body's buffer takes before its bytes arrive (the
+/// default body limit; a larger body grows the buffer as it comes).
+const PREALLOCATED_BODY: usize = 1 << 20;

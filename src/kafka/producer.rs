@@ -414,3 +414,63 @@ fn publish_span(topic: &str, key: &str) -> tracing::Span {
         messaging.kafka.offset = tracing::field::Empty,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(offset: i64) -> Outcome {
+        Ok((
+            Written {
+                partition: 1,
+                offset,
+            },
+            Duration::from_millis(2),
+        ))
+    }
+
+    #[actix_web::test]
+    async fn a_request_wakes_once_its_last_record_is_settled_with_outcomes_in_order() {
+        let pending = Arc::new(Pending::new(3));
+        let settler = Arc::clone(&pending);
+        // Settled out of order, from another thread, as the polling thread does.
+        let thread = std::thread::spawn(move || {
+            settler.settle(2, written(12));
+            settler.settle(0, written(10));
+            settler.settle(1, Err(KafkaError::Canceled));
+        });
+        tokio::time::timeout(Duration::from_secs(5), pending.settled())
+            .await
+            .expect("woken once all three are settled");
+        thread.join().expect("settler");
+        let outcomes = pending.take();
+        assert_eq!(outcomes.len(), 3);
+        let offsets: Vec<Option<i64>> = outcomes
+            .iter()
+            .map(|o| match o {
+                Some(Ok((w, _))) => Some(w.offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(offsets, vec![Some(10), None, Some(12)]);
+        assert!(matches!(outcomes[1], Some(Err(KafkaError::Canceled))));
+    }
+
+    #[actix_web::test]
+    async fn records_settled_after_the_deadline_are_not_kept() {
+        let pending = Pending::new(2);
+        pending.settle(0, written(7));
+        let waited = tokio::time::timeout(Duration::from_millis(20), pending.settled()).await;
+        assert!(waited.is_err(), "one record is still unsettled");
+        let outcomes = pending.take();
+        assert!(matches!(
+            outcomes[0],
+            Some(Ok((Written { offset: 7, .. }, _)))
+        ));
+        assert!(outcomes[1].is_none());
+        // The late acknowledgement finds no slot and changes nothing.
+        pending.settle(1, written(8));
+        assert!(pending.take().is_empty());
+        pending.settled().await;
+    }
+}

@@ -644,6 +644,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_consumed_user_event_is_validated_whole_but_keeps_no_metadata() {
+        let text = r#"{"eventId":"0b7f6a3c-8f7e-4d43-9c5c-2d8b5d3c1a10","userId":"u\"1","eventType":"purchase","metadata":{"amount":42,"sku":"S-1"},"extra":true}"#;
+        let Event::User(event) = decode(InputTopic::UserEvents, &record(3, text)).expect("valid")
+        else {
+            panic!("a user event")
+        };
+        assert_eq!(event.user_id, "u\"1");
+        assert_eq!(event.event_type, crate::event::EventType::Purchase);
+        assert_eq!(
+            event.event_id.map(|id| id.to_string()).as_deref(),
+            Some("0b7f6a3c-8f7e-4d43-9c5c-2d8b5d3c1a10")
+        );
+        // No timestamp: the record's own.
+        assert_eq!(event.timestamp.timestamp_millis(), 1_700_000_000_000);
+        assert_eq!(event.metadata, None);
+        // Metadata is still checked against the schema.
+        let bad = r#"{"userId":"u","eventType":"view","metadata":3}"#;
+        assert_eq!(
+            decode(InputTopic::UserEvents, &record(4, bad))
+                .expect_err("invalid")
+                .to_string(),
+            "metadata: must be an object"
+        );
+    }
+
     #[actix::test]
     async fn a_hop_counts_as_in_flight_until_its_shard_answers() {
         let arbiters = [Arbiter::current()];

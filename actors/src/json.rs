@@ -61,13 +61,6 @@ impl<'a> Json<'a> {
             }),
         }
     }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::String(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 impl<'a> Object<'a> {

@@ -63,9 +63,16 @@ impl From<KafkaError> for ProduceError {
     }
 }
 
-/// What became of one record: where it was written and how long its
-/// acknowledgement took, or why it was not.
-type Outcome = Result<(Written, Duration), KafkaError>;
+/// What became of one record.
+enum Outcome {
+    /// Acknowledged: where it was written, and how long that took.
+    Written(Written, Duration),
+    /// Taken by librdkafka, then not written.
+    Failed(KafkaError),
+    /// Refused by librdkafka at once (a full queue, a record too large):
+    /// never sent, so no sign of a failing broker.
+    Refused(KafkaError),
+}
 
 /// The records of one request, until each is acknowledged or has failed.
 struct Pending {
@@ -140,14 +147,14 @@ impl ProducerContext for Acknowledgements {
 
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
         let outcome = match result {
-            Ok(message) => Ok((
+            Ok(message) => Outcome::Written(
                 Written {
                     partition: message.partition(),
                     offset: message.offset(),
                 },
                 ticket.pending.sent_at.elapsed(),
-            )),
-            Err((error, _)) => Err(error.clone()),
+            ),
+            Err((error, _)) => Outcome::Failed(error.clone()),
         };
         ticket.pending.settle(ticket.index, outcome);
     }
@@ -219,10 +226,7 @@ impl EventProducer {
         payload: &[u8],
         correlation_id: &str,
     ) -> Result<Written, ProduceError> {
-        let mut results = self.send_all(topic, [(key, payload)], correlation_id).await;
-        results
-            .pop()
-            .unwrap_or(Err(ProduceError::NotAcknowledged(KafkaError::Canceled)))
+        only(self.send_all(topic, [(key, payload)], correlation_id).await)
     }
 
     /// Writes records (key, value) to `topic`, each with arus's headers,
@@ -299,10 +303,7 @@ impl EventProducer {
             payload,
             headers: records::owned_headers_of(headers),
         };
-        let mut results = self.deliver(vec![record]).await;
-        results
-            .pop()
-            .unwrap_or(Err(ProduceError::NotAcknowledged(KafkaError::Canceled)))
+        only(self.deliver(vec![record]).await)
     }
 
     /// Hands every record to librdkafka, then waits for all of them
@@ -327,7 +328,7 @@ impl EventProducer {
             // Refused at once (a full queue, a record too large): settled
             // now; its ticket comes back with it and is dropped.
             if let Err((error, _record)) = producer.send(record) {
-                pending.settle(index, Err(error));
+                pending.settle(index, Outcome::Refused(error));
             }
         }
         drop(producer);
@@ -345,12 +346,13 @@ impl EventProducer {
     /// streak.
     fn account(&self, generation: u64, outcome: Option<Outcome>) -> Result<Written, ProduceError> {
         let result = match outcome {
-            Some(Ok((written, took))) => {
+            Some(Outcome::Written(written, took)) => {
                 self.failures.store(0, Ordering::Relaxed);
                 self.acknowledged_seconds.observe(took);
                 return Ok(written);
             }
-            Some(Err(error)) => {
+            Some(Outcome::Refused(error)) => ProduceError::from(error),
+            Some(Outcome::Failed(error)) => {
                 let error = ProduceError::from(error);
                 if matches!(&error, ProduceError::NotAcknowledged(e) if !is_timeout(e)) {
                     self.failed(generation);
@@ -401,6 +403,13 @@ impl EventProducer {
     }
 }
 
+/// The result of a request of one record.
+fn only(mut results: Vec<Result<Written, ProduceError>>) -> Result<Written, ProduceError> {
+    results
+        .pop()
+        .unwrap_or(Err(ProduceError::NotAcknowledged(KafkaError::Canceled)))
+}
+
 /// The span of one record's publication, when traces are exported.
 fn publish_span(topic: &str, key: &str) -> tracing::Span {
     tracing::info_span!(
@@ -420,13 +429,13 @@ mod tests {
     use super::*;
 
     fn written(offset: i64) -> Outcome {
-        Ok((
+        Outcome::Written(
             Written {
                 partition: 1,
                 offset,
             },
             Duration::from_millis(2),
-        ))
+        )
     }
 
     #[actix_web::test]
@@ -437,7 +446,7 @@ mod tests {
         let thread = std::thread::spawn(move || {
             settler.settle(2, written(12));
             settler.settle(0, written(10));
-            settler.settle(1, Err(KafkaError::Canceled));
+            settler.settle(1, Outcome::Failed(KafkaError::Canceled));
         });
         tokio::time::timeout(Duration::from_secs(5), pending.settled())
             .await
@@ -448,12 +457,15 @@ mod tests {
         let offsets: Vec<Option<i64>> = outcomes
             .iter()
             .map(|o| match o {
-                Some(Ok((w, _))) => Some(w.offset),
+                Some(Outcome::Written(w, _)) => Some(w.offset),
                 _ => None,
             })
             .collect();
         assert_eq!(offsets, vec![Some(10), None, Some(12)]);
-        assert!(matches!(outcomes[1], Some(Err(KafkaError::Canceled))));
+        assert!(matches!(
+            outcomes[1],
+            Some(Outcome::Failed(KafkaError::Canceled))
+        ));
     }
 
     #[actix_web::test]
@@ -465,7 +477,7 @@ mod tests {
         let outcomes = pending.take();
         assert!(matches!(
             outcomes[0],
-            Some(Ok((Written { offset: 7, .. }, _)))
+            Some(Outcome::Written(Written { offset: 7, .. }, _))
         ));
         assert!(outcomes[1].is_none());
         // The late acknowledgement finds no slot and changes nothing.

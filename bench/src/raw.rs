@@ -89,6 +89,10 @@ pub fn raw_consume(brokers: &str, topic: &str, n: usize) -> anyhow::Result<f64> 
         .set("group.id", format!("{topic}-raw"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
+        // The fetch settings arus's own consumer runs with: the comparison
+        // is of what each does with the records, not of fetch tuning.
+        .set("fetch.wait.max.ms", "50")
+        .set("fetch.queue.backoff.ms", "10")
         .create()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {

@@ -2,9 +2,18 @@
 //!
 //! One record per state entry change: the key names the entry (metric,
 //! source topic and partition, entry key), so compaction keeps each entry's
-//! latest state; the value is the entry as JSON, `as_of` included. Partition
-//! *p* of the changelog holds the state of partition *p* of both input topics,
-//! so restoring a partition reads one changelog partition.
+//! latest state; the value is the entry itself as JSON, `asOf` included
+//! (for a bucket of seen eventIds, the list of ids). Partition *p* of the
+//! changelog holds the state of partition *p* of both input topics, so
+//! restoring a partition reads one changelog partition.
+//!
+//! Values written before this format repeated the key's parts (metric,
+//! source, entry key) around the entry, `{"metric":"user","source":…,
+//! "user_id":…,"entry":{…}}`: more than half of every record, encoded by the
+//! committer, compressed and sent, and parsed again by every reader. They are
+//! still read: a compacted changelog keeps an entry's last record however
+//! old, and such a value is told by its first field (an entry has no
+//! `metric`).
 
 use serde::de::{self, value::MapAccessDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -29,6 +38,8 @@ pub struct ChangelogRecord {
 pub enum ChangelogError {
     #[error("changelog record is not a state entry: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("changelog record's key names no state entry: {0:?}")]
+    Key(String),
 }
 
 /// The record key of an entry; unique per entry, stable across versions.
@@ -72,16 +83,76 @@ pub fn encode_into(
     key.clear();
     value.clear();
     write_key(update, key);
-    serde_json::to_writer(&mut *value, update)?;
+    let value = &mut *value;
+    match update {
+        StateUpdate::EventCount { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::User { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::Page { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::Session { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::DeadLetters { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::SeenIds { ids, .. } => serde_json::to_writer(value, ids)?,
+    }
     Ok(update.source().partition)
 }
 
-/// A record's entry, or `None` for a tombstone (the entry was deleted).
-pub fn decode(value: Option<&[u8]>) -> Result<Option<StateUpdate>, ChangelogError> {
-    match value {
-        None => Ok(None),
-        Some(value) => Ok(Some(serde_json::from_slice(value)?)),
+/// A record's entry, or `None` for a tombstone (the entry was deleted). The
+/// key names the entry; the value holds it (or, written before the compact
+/// format, names it again itself).
+pub fn decode(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<Option<StateUpdate>, ChangelogError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if value.starts_with(br#"{"metric":"#) {
+        return Ok(Some(serde_json::from_slice(value)?));
     }
+    let key = key.unwrap_or_default();
+    let named = std::str::from_utf8(key).ok().and_then(parse_key);
+    let Some(EntryKey {
+        metric,
+        source,
+        key: entry_key,
+    }) = named
+    else {
+        return Err(ChangelogError::Key(
+            String::from_utf8_lossy(key).into_owned(),
+        ));
+    };
+    let unnamed = || ChangelogError::Key(String::from_utf8_lossy(key).into_owned());
+    Ok(Some(match metric {
+        "event-counts" => StateUpdate::EventCount {
+            source,
+            event_type: EventType::parse(entry_key).ok_or_else(unnamed)?,
+            entry: serde_json::from_slice(value)?,
+        },
+        "users" => StateUpdate::User {
+            source,
+            user_id: entry_key.to_owned(),
+            entry: serde_json::from_slice(value)?,
+        },
+        "top-pages" => StateUpdate::Page {
+            source,
+            url: entry_key.to_owned(),
+            entry: serde_json::from_slice(value)?,
+        },
+        "sessions" => StateUpdate::Session {
+            source,
+            user_id: entry_key.to_owned(),
+            entry: serde_json::from_slice(value)?,
+        },
+        "dead-letters" if entry_key.is_empty() => StateUpdate::DeadLetters {
+            source,
+            entry: serde_json::from_slice(value)?,
+        },
+        SEEN_IDS => StateUpdate::SeenIds {
+            source,
+            bucket: entry_key.parse().map_err(|_| unnamed())?,
+            ids: serde_json::from_slice(value)?,
+        },
+        _ => return Err(unnamed()),
+    }))
 }
 
 /// Whether the record under `key` holds a partition's seen eventIds: state
@@ -94,8 +165,9 @@ pub fn holds_seen_ids(key: &[u8]) -> bool {
         .is_some_and(|rest| rest.first() == Some(&b'/'))
 }
 
-/// Reads an entry as [`StateUpdate`]'s `Serialize` writes it: a map whose
-/// first key is `metric`, then the variant's fields. The derived reader of
+/// Reads an entry as written before the compact format (as
+/// [`StateUpdate`]'s `Serialize` writes it): a map whose first key is
+/// `metric`, then the variant's fields. The derived reader of
 /// an internally tagged enum cannot know where the tag is, so it buffers
 /// every entry whole (serde's `Content` tree: an allocation per string and
 /// map) before reading it again; this one reads the tag, then the rest of
@@ -265,6 +337,10 @@ pub fn tombstone(update: &StateUpdate) -> (i32, String) {
 mod tests {
     use super::*;
 
+    fn decoded(record: &ChangelogRecord) -> Option<StateUpdate> {
+        decode(Some(record.key.as_bytes()), Some(&record.value)).expect("decodes")
+    }
+
     #[test]
     fn entries_round_trip_with_stable_keys() {
         let updates = [
@@ -294,19 +370,24 @@ mod tests {
         assert_eq!(records[0].key, "event-counts/user-events/4/purchase");
         assert_eq!(records[0].partition, 4);
         assert_eq!(records[1].key, "sessions/user-events/1/u/1");
+        // The value is the entry alone: the key names it.
         assert_eq!(
             String::from_utf8(records[0].value.clone()).expect("utf8"),
-            r#"{"metric":"event-count","source":{"topic":"user-events","partition":4},"event_type":"purchase","entry":{"count":7,"asOf":99}}"#
+            r#"{"count":7,"asOf":99}"#
+        );
+        assert_eq!(
+            String::from_utf8(records[1].value.clone()).expect("utf8"),
+            r#"{"openSinceMs":5,"completed":2,"totalDurationMs":100,"asOf":12}"#
         );
         for (record, update) in records.iter().zip(&updates) {
-            assert_eq!(
-                decode(Some(&record.value)).expect("decodes").as_ref(),
-                Some(update)
-            );
+            assert_eq!(decoded(record).as_ref(), Some(update));
         }
-        assert_eq!(decode(None).expect("a tombstone"), None);
-        // A state entry whose user id must be unescaped (quote, backslash,
-        // non-ASCII): the decoder reads it without a borrowed shortcut.
+        assert_eq!(
+            decode(Some(b"users/user-events/0/u"), None).expect("a tombstone"),
+            None
+        );
+        // A user id that JSON would escape (quote, backslash, non-ASCII):
+        // it is in the key, as it is.
         let tricky = StateUpdate::User {
             source: SourcePartition::new(InputTopic::PageViews, 0),
             user_id: "u \"ä\"\\x".into(),
@@ -318,7 +399,8 @@ mod tests {
             },
         };
         let encoded = encode(&tricky).expect("encodes");
-        assert_eq!(decode(Some(&encoded.value)).expect("decodes"), Some(tricky));
+        assert_eq!(encoded.key, "users/page-views/0/u \"ä\"\\x");
+        assert_eq!(decoded(&encoded), Some(tricky));
         for (record, update) in records.iter().zip(&updates) {
             let parsed = parse_key(&record.key).expect("parses");
             assert_eq!(parsed.metric, update.route().0);
@@ -334,6 +416,7 @@ mod tests {
         })
         .expect("encodes");
         assert_eq!(seen.key, "seen/page-views/2/40");
+        assert_eq!(seen.value, b"[]");
         assert!(holds_seen_ids(seen.key.as_bytes()));
         // A user whose id begins with "seen" is not one.
         assert!(!holds_seen_ids(b"users/user-events/0/seen/1"));
@@ -343,10 +426,8 @@ mod tests {
         assert_eq!(parse_key("users/user-events/1"), None);
     }
 
-    #[test]
-    fn every_kind_of_entry_round_trips_and_malformed_ones_are_refused() {
-        let source = SourcePartition::new(InputTopic::UserEvents, 3);
-        let updates = [
+    fn every_kind(source: SourcePartition) -> [StateUpdate; 6] {
+        [
             StateUpdate::EventCount {
                 source,
                 event_type: EventType::Logout,
@@ -408,36 +489,95 @@ mod tests {
                     ),
                 ],
             },
-        ];
-        for update in &updates {
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_entry_round_trips_and_malformed_ones_are_refused() {
+        let source = SourcePartition::new(InputTopic::UserEvents, 3);
+        for update in &every_kind(source) {
             let record = encode(update).expect("encodes");
             assert_eq!(
-                decode(Some(&record.value)).expect("decodes").as_ref(),
+                decoded(&record).as_ref(),
                 Some(update),
                 "{}",
                 String::from_utf8_lossy(&record.value)
             );
         }
+        let refused = |key: Option<&str>, value: &str| {
+            decode(key.map(str::as_bytes), Some(value.as_bytes()))
+                .map(|_| ())
+                .expect_err("refused")
+                .to_string()
+        };
+        let counter = r#"{"count":1,"asOf":2}"#;
+        for key in [
+            None,
+            Some("users/nowhere/1/u"),
+            Some("temperature/user-events/0/x"),
+            Some("event-counts/user-events/0/jump"),
+            Some("seen/user-events/0/x"),
+            Some("dead-letters/user-events/0/x"),
+        ] {
+            assert!(
+                refused(key, counter).contains("key names no state entry"),
+                "{key:?}"
+            );
+        }
+        let key = Some("event-counts/user-events/3/login");
+        assert!(refused(key, "{}").contains("missing field `count`"));
+        assert!(refused(key, "7").contains("invalid type"));
+        assert!(refused(key, r#"{"count":-1,"asOf":2}"#).contains("invalid value"));
+    }
+
+    #[test]
+    fn values_written_before_the_compact_format_still_decode() {
+        // As arus wrote them then: the metric first, the key's parts again,
+        // the entry inside. A compacted changelog keeps such a record for
+        // as long as its entry does not change.
+        let source = r#""source":{"topic":"user-events","partition":3}"#;
+        let legacy = [
+            format!(
+                r#"{{"metric":"event-count",{source},"event_type":"logout","entry":{{"count":1,"asOf":2}}}}"#
+            ),
+            format!(
+                r#"{{"metric":"user",{source},"user_id":"user-1","entry":{{"events":3,"pageViews":4,"lastSeenMs":5,"asOf":6}}}}"#
+            ),
+            format!(
+                r#"{{"metric":"page",{source},"url":"/a/b?c=d","entry":{{"views":7,"totalDuration":8.5,"asOf":9}}}}"#
+            ),
+            format!(
+                r#"{{"metric":"session",{source},"user_id":"user-2","entry":{{"openSinceMs":null,"completed":10,"totalDurationMs":11,"asOf":12}}}}"#
+            ),
+            format!(r#"{{"metric":"dead-letters",{source},"entry":{{"count":13,"asOf":14}}}}"#),
+            format!(
+                r#"{{"metric":"seen-ids",{source},"bucket":15,"ids":[["id-a",{{"offset":15,"atMs":16}}],["id-b",{{"offset":17,"atMs":18}}]]}}"#
+            ),
+        ];
+        for (value, update) in legacy
+            .iter()
+            .zip(every_kind(SourcePartition::new(InputTopic::UserEvents, 3)))
+        {
+            let key = key(&update);
+            assert_eq!(
+                decode(Some(key.as_bytes()), Some(value.as_bytes())).expect("decodes"),
+                Some(update),
+                "{value}"
+            );
+        }
         let refused = |json: &str| {
-            decode(Some(json.as_bytes()))
+            decode(None, Some(json.as_bytes()))
                 .map(|_| ())
                 .expect_err("refused")
                 .to_string()
         };
         let source = r#""source":{"topic":"user-events","partition":3}"#;
         let entry = r#""entry":{"count":1,"asOf":2}"#;
-        // The metric must come first, as arus writes it.
-        assert!(refused(&format!(
-            r#"{{{source},"metric":"event-count","event_type":"login",{entry}}}"#
-        ))
-        .contains("unknown field `source`, expected `metric`"));
         assert!(
             refused(&format!(r#"{{"metric":"temperature",{source},{entry}}}"#))
                 .contains("unknown variant `temperature`")
         );
         assert!(refused(&format!(r#"{{"metric":"event-count",{source}}}"#))
             .contains("missing field `event_type`"));
-        assert!(refused("{}").contains("missing field `metric`"));
-        assert!(refused("[1]").contains("invalid type"));
     }
 }

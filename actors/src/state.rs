@@ -150,12 +150,9 @@ impl Default for DeadLetterMark {
 /// The metric name of [`StateUpdate::SeenIds`] entries in changelog keys.
 pub const SEEN_IDS: &str = "seen";
 
-/// A changed state entry, as the aggregators publish it (today to the read
-/// model; with the changelog, as the value of a compacted record).
-/// Written with its metric first; read back by the changelog's own
-/// decoder (`changelog.rs`), which relies on that order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "metric", rename_all = "kebab-case")]
+/// A changed state entry, as the aggregators and partition consumers hand it
+/// to the commit: one changelog record (`changelog.rs` writes and reads it).
+#[derive(Debug, Clone, PartialEq)]
 pub enum StateUpdate {
     EventCount {
         source: SourcePartition,

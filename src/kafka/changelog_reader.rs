@@ -146,7 +146,7 @@ pub fn restore(
         limit,
         |message| {
             let key = message.key().unwrap_or_default().to_vec();
-            match changelog::decode(message.payload()) {
+            match changelog::decode(message.key(), message.payload()) {
                 Ok(Some(update)) if keep(&update) => {
                     latest.insert(key, update);
                 }
@@ -249,7 +249,7 @@ impl Feed<'_> {
                     // Seen eventIds (and their tombstones) are no query's
                     // business: not even decoded here.
                     Ok(m) if m.key().is_some_and(changelog::holds_seen_ids) => {}
-                    Ok(m) => match changelog::decode(m.payload()) {
+                    Ok(m) => match changelog::decode(m.key(), m.payload()) {
                         Ok(Some(update)) => read_model.apply(update),
                         // A deleted entry: expired eventIds (not held
                         // here) or an entry a rebuild removed.

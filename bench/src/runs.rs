@@ -46,11 +46,14 @@ pub async fn end_to_end(args: &Args, client: &awc::Client) -> anyhow::Result<(f6
 
 /// What one ingest run measured, events/s: the raw producer, arus's batch
 /// ingest while it also counts what it ingests (consumer, aggregation, read
-/// model on the same cores), and arus's batch ingest alone (its consumer
-/// paused, as the raw producer has none).
+/// model on the same cores), the same run's events over the time until every
+/// one of them shows in a query (what arus sustains ingesting and counting
+/// at once), and arus's batch ingest alone (its consumer paused, as the raw
+/// producer has none).
 pub struct Ingest {
     pub raw: f64,
     pub counting: f64,
+    pub counted: f64,
     pub alone: f64,
 }
 
@@ -69,27 +72,30 @@ pub async fn ingest(args: &Args, client: &awc::Client) -> anyhow::Result<Ingest>
         true,
     )
     .await?;
-    let counting = arus_ingest(args, client, &format!("{prefix}c-"), false).await?;
-    let alone = arus_ingest(args, client, &format!("{prefix}a-"), true).await?;
+    let (counting, counted) = arus_ingest(args, client, &format!("{prefix}c-"), false).await?;
+    let (alone, _) = arus_ingest(args, client, &format!("{prefix}a-"), true).await?;
     let raw_after = format!("{prefix}raw-after");
     create_topic(&args.brokers, &raw_after).await?;
     let after = raw_produce(&args.brokers, &raw_after, args.events, args.event_ids, true).await?;
     Ok(Ingest {
         raw: (before + after) / 2.0,
         counting,
+        counted,
         alone,
     })
 }
 
 /// One arus, fresh topics under `prefix`, ingesting every event in batches:
-/// events/s. With `paused`, its consumption is paused first (through the
-/// admin endpoint, until every assigned partition shows paused).
+/// events/s until the last batch is answered and, unless `paused`, until
+/// every event shows in a query. With `paused`, its consumption is paused
+/// first (through the admin endpoint, until every assigned partition shows
+/// paused), and the second figure is 0.
 async fn arus_ingest(
     args: &Args,
     client: &awc::Client,
     prefix: &str,
     paused: bool,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
     let arus = start_arus(args, prefix, client).await?;
     if paused {
         pause(client, &arus.url).await?;
@@ -101,7 +107,25 @@ async fn arus_ingest(
         .collect();
     let started = Instant::now();
     post_batches(client, &arus.url, batches).await?;
-    Ok(args.events as f64 / started.elapsed().as_secs_f64())
+    let ingested = args.events as f64 / started.elapsed().as_secs_f64();
+    if paused {
+        return Ok((ingested, 0.0));
+    }
+    let limit = Instant::now() + Duration::from_secs(300);
+    loop {
+        let stats = get(client, &format!("{}/events/stats", arus.url)).await;
+        if stats.and_then(|s| s["totalEvents"].as_u64()) == Some(args.events as u64) {
+            break;
+        }
+        if Instant::now() > limit {
+            bail!("arus did not count the ingested events within 300 s");
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((
+        ingested,
+        args.events as f64 / started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// Pauses arus's consumption and waits until it holds for every assigned

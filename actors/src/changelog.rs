@@ -109,18 +109,15 @@ pub fn decode(
         return Ok(Some(serde_json::from_slice(value)?));
     }
     let key = key.unwrap_or_default();
-    let named = std::str::from_utf8(key).ok().and_then(parse_key);
-    let Some(EntryKey {
+    let unnamed = || ChangelogError::Key(String::from_utf8_lossy(key).into_owned());
+    let EntryKey {
         metric,
         source,
         key: entry_key,
-    }) = named
-    else {
-        return Err(ChangelogError::Key(
-            String::from_utf8_lossy(key).into_owned(),
-        ));
-    };
-    let unnamed = || ChangelogError::Key(String::from_utf8_lossy(key).into_owned());
+    } = std::str::from_utf8(key)
+        .ok()
+        .and_then(parse_key)
+        .ok_or_else(unnamed)?;
     Ok(Some(match metric {
         "event-counts" => StateUpdate::EventCount {
             source,

@@ -65,9 +65,18 @@ pub struct UserEvent {
 pub struct Metadata(Box<RawValue>);
 
 impl Metadata {
+    /// The object's own text, compacted, when it was kept at parsing (see
+    /// `Json::parse_keeping_text`): numbers as the client wrote them (an
+    /// integer beyond 64 bits stays exact) and no serializing. Otherwise the
+    /// object written out.
     fn of(obj: &Object<'_>) -> Result<Self, ValidationError> {
-        serde_json::value::to_raw_value(obj)
-            .map(Metadata)
+        let kept = match obj.text() {
+            // Checked by the parser already: only a copy.
+            Some(text) if !text.get().bytes().any(is_space) => Ok(text.to_owned()),
+            Some(text) => RawValue::from_string(compact(text.get())),
+            None => serde_json::value::to_raw_value(obj),
+        };
+        kept.map(Metadata)
             .map_err(|e| ValidationError::new("metadata", format!("cannot be kept: {e}")))
     }
 
@@ -75,6 +84,34 @@ impl Metadata {
     pub fn get(&self) -> &str {
         self.0.get()
     }
+}
+
+/// JSON's whitespace.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// `text`, JSON, without the whitespace between its tokens (a string's own
+/// spaces stay).
+fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_ascii() && is_space(c as u8) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl PartialEq for Metadata {
@@ -347,6 +384,42 @@ mod tests {
         assert_eq!(written, input);
         let again = UserEvent::from_json(Json::of(&written), defaults()).expect("valid");
         assert_eq!(again, e);
+    }
+
+    #[test]
+    fn metadata_kept_at_parsing_is_written_as_the_client_sent_it_compacted() {
+        let body = br#"[{"userId":"u","eventType":"view","metadata":{ "big" : 123456789012345678901234567890,
+            "price": 2.50, "note": "two  spaces, a \"quote\" and \u00e9", "list": [1, {"x" : null}] }}]"#;
+        let Json::Array(mut items) = Json::parse_keeping_text(body, "metadata").expect("parses")
+        else {
+            panic!("an array")
+        };
+        let e = UserEvent::from_json(items.remove(0), defaults()).expect("valid");
+        assert_eq!(
+            e.metadata.as_ref().map(Metadata::get),
+            Some(
+                r#"{"big":123456789012345678901234567890,"price":2.50,"note":"two  spaces, a \"quote\" and \u00e9","list":[1,{"x":null}]}"#
+            )
+        );
+        // Already compact: copied as it is.
+        let compact_body = br#"{"userId":"u","eventType":"view","metadata":{"n":1.50,"s":"a b"}}"#;
+        let item = Json::parse_keeping_text(compact_body, "metadata").expect("parses");
+        let e = UserEvent::from_json(item, defaults()).expect("valid");
+        assert_eq!(
+            e.metadata.as_ref().map(Metadata::get),
+            Some(r#"{"n":1.50,"s":"a b"}"#)
+        );
+        // Parsed without keeping the text, the object is written out: the
+        // same JSON, but the number past 64 bits is a float now.
+        let Json::Array(mut items) = Json::parse(body).expect("parses") else {
+            panic!("an array")
+        };
+        let e = UserEvent::from_json(items.remove(0), defaults()).expect("valid");
+        let written = e.metadata.as_ref().map(Metadata::get).expect("metadata");
+        assert!(
+            written.starts_with(r#"{"big":1.2345678901234568e+29,"price":2.5,"#),
+            "{written}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::marker::PhantomData;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 
 /// A JSON value whose strings may borrow from the input.
@@ -34,15 +35,44 @@ pub enum Json<'a> {
 }
 
 /// A JSON object: its fields in the order written, each name once.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Object<'a> {
     fields: Vec<(Cow<'a, str>, Json<'a>)>,
+    /// The object's text as the input wrote it, when it was asked for (see
+    /// [`Json::parse_keeping_text`]).
+    text: Option<&'a RawValue>,
+}
+
+/// Objects are equal when their fields are, however they were written.
+impl PartialEq for Object<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+    }
 }
 
 impl<'a> Json<'a> {
     /// Parses `bytes`, borrowing every string that holds no escape.
     pub fn parse(bytes: &'a [u8]) -> Result<Json<'a>, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+
+    /// [`Json::parse`], also keeping the text of every object that is the
+    /// value of a field named `field`, at any depth ([`Object::text`]): a
+    /// value to be written out again as it came (an event's metadata) then
+    /// needs no serializing, and keeps what parsing would lose (an integer
+    /// too large for 64 bits, `2.50` written as `2.5`).
+    pub fn parse_keeping_text(
+        bytes: &'a [u8],
+        field: &'static str,
+    ) -> Result<Json<'a>, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let value = Seed {
+            keep: Some(field),
+            _input: PhantomData,
+        }
+        .deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(value)
     }
 
     /// A view of a `Value`, borrowing all of it.
@@ -58,6 +88,7 @@ impl<'a> Json<'a> {
                     .iter()
                     .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::of(v)))
                     .collect(),
+                text: None,
             }),
         }
     }
@@ -93,6 +124,13 @@ impl<'a> Object<'a> {
         self.fields.is_empty()
     }
 
+    /// The object as its input wrote it (insignificant whitespace and all),
+    /// if it was parsed by [`Json::parse_keeping_text`] as the value of the
+    /// field named there.
+    pub fn text(&self) -> Option<&'a RawValue> {
+        self.text
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
         self.fields.iter().map(|(k, v)| (k.as_ref(), v))
     }
@@ -121,7 +159,7 @@ impl<'a> Object<'a> {
             let mut flags = keep.into_iter();
             fields.retain(|_| flags.next().unwrap_or(false));
         }
-        Object { fields }
+        Object { fields, text: None }
     }
 }
 
@@ -183,11 +221,31 @@ impl Serialize for Object<'_> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonVisitor(PhantomData))
+        Seed {
+            keep: None,
+            _input: PhantomData,
+        }
+        .deserialize(deserializer)
     }
 }
 
-struct JsonVisitor<'a>(PhantomData<&'a ()>);
+/// Reads one value; `keep`: the name of the fields whose object values keep
+/// their text.
+#[derive(Clone, Copy)]
+struct Seed<'a> {
+    keep: Option<&'static str>,
+    _input: PhantomData<&'a ()>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Seed<'a> {
+    type Value = Json<'a>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'a>, D::Error> {
+        deserializer.deserialize_any(JsonVisitor(self))
+    }
+}
+
+struct JsonVisitor<'a>(Seed<'a>);
 
 /// Capacity taken on a size hint, at most: a hint is the input's claim.
 const MAX_PREALLOCATED: usize = 1024;
@@ -236,12 +294,12 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'a>, D::Error> {
-        Json::deserialize(deserializer)
+        self.0.deserialize(deserializer)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'a>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_PREALLOCATED));
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self.0)? {
             items.push(item);
         }
         Ok(Json::Array(items))
@@ -250,7 +308,21 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'a>, A::Error> {
         let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8).min(MAX_PREALLOCATED));
         while let Some(name) = map.next_key_seed(Name(PhantomData))? {
-            fields.push((name, map.next_value()?));
+            let value = match self.0.keep {
+                Some(keep) if name == keep => {
+                    // Its text first (the outer parser checks its syntax),
+                    // then the value read from that text.
+                    let text: &'de RawValue = map.next_value()?;
+                    let mut value = Json::parse_keeping_text(text.get().as_bytes(), keep)
+                        .map_err(de::Error::custom)?;
+                    if let Json::Object(obj) = &mut value {
+                        obj.text = Some(text);
+                    }
+                    value
+                }
+                _ => map.next_value_seed(self.0)?,
+            };
+            fields.push((name, value));
         }
         Ok(Json::Object(Object::from_fields(fields)))
     }
@@ -365,6 +437,52 @@ mod tests {
         assert!(doc != json!({"a": null}));
         assert!(Json::parse(b"1").expect("parses") != json!(1.0));
         assert!(Json::parse(b"1.0").expect("parses") == json!(1.0));
+    }
+
+    fn object<'a>(value: Option<&Json<'a>>) -> Object<'a> {
+        match value {
+            Some(Json::Object(obj)) => obj.clone(),
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_named_fields_objects_keep_their_text_at_any_depth() {
+        let text = br#"[{"metadata": {"a" : [1, 2]}, "other": {"b": 1}},
+            {"metadata": 7}, {"x": {"metadata": {"c": {"metadata": {}}}}}]"#;
+        let doc = Json::parse_keeping_text(text, "metadata").expect("parses");
+        let Json::Array(items) = &doc else {
+            panic!("an array")
+        };
+        let text_of = |obj: &Object<'_>| obj.text().map(|t| t.get().to_string());
+        let first = object(items.first());
+        assert_eq!(text_of(&first), None);
+        assert_eq!(
+            text_of(&object(first.get("metadata"))).as_deref(),
+            Some(r#"{"a" : [1, 2]}"#)
+        );
+        assert_eq!(text_of(&object(first.get("other"))), None);
+        // Not an object: nothing kept, the value as it is.
+        assert_eq!(
+            object(items.get(1)).get("metadata"),
+            Some(&Json::Number(7.into()))
+        );
+        let deep = object(object(object(items.get(2)).get("x")).get("metadata"));
+        assert_eq!(
+            text_of(&deep).as_deref(),
+            Some(r#"{"c": {"metadata": {}}}"#)
+        );
+        let deeper = object(object(deep.get("c")).get("metadata"));
+        assert_eq!(text_of(&deeper).as_deref(), Some("{}"));
+        // The same document as a plain parse reads it: text is not part of
+        // an object's equality.
+        assert_eq!(doc, Json::parse(text).expect("parses"));
+        // A syntax error inside the kept object is the outer parser's, at
+        // its place in the whole input.
+        let error = Json::parse_keeping_text(br#"{"x":1,"metadata":{"a":}}"#, "metadata")
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("column 24"), "{error}");
     }
 
     #[test]

@@ -37,9 +37,11 @@ async fn body(
 }
 
 /// The body as a JSON document borrowing its strings from it (no copy of
-/// each string and field name, as a `serde_json::Value` would make).
+/// each string and field name, as a `serde_json::Value` would make), with
+/// each event's metadata object keeping its own text, which its record
+/// carries as it was sent.
 fn parse(body: &[u8]) -> Result<Json<'_>, ApiError> {
-    Json::parse(body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    Json::parse_keeping_text(body, "metadata").map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
 /// Writes `event` as its record's value at the end of `buf`.

@@ -111,21 +111,36 @@ async fn arus_ingest(
     if paused {
         return Ok((ingested, 0.0));
     }
-    let limit = Instant::now() + Duration::from_secs(300);
-    loop {
-        let stats = get(client, &format!("{}/events/stats", arus.url)).await;
-        if stats.and_then(|s| s["totalEvents"].as_u64()) == Some(args.events as u64) {
-            break;
-        }
-        if Instant::now() > limit {
-            bail!("arus did not count the ingested events within 300 s");
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    let every = Duration::from_millis(20);
+    wait_for_stat(client, &arus.url, "totalEvents", args.events, every, 300).await?;
     Ok((
         ingested,
         args.events as f64 / started.elapsed().as_secs_f64(),
     ))
+}
+
+/// Polls `GET /events/stats` every `every` until its `field` is `want`, for
+/// at most `limit_s` seconds.
+async fn wait_for_stat(
+    client: &awc::Client,
+    base: &str,
+    field: &str,
+    want: usize,
+    every: Duration,
+    limit_s: u64,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while get(client, &format!("{base}/events/stats"))
+        .await
+        .and_then(|s| s[field].as_u64())
+        != Some(want as u64)
+    {
+        if started.elapsed() > Duration::from_secs(limit_s) {
+            bail!("arus's {field} did not reach {want} within {limit_s} s");
+        }
+        actix_web::rt::time::sleep(every).await;
+    }
+    Ok(())
 }
 
 /// Pauses arus's consumption and waits until it holds for every assigned
@@ -330,17 +345,8 @@ pub async fn memory(args: &Args, client: &awc::Client, users: usize) -> anyhow::
         Value::Array(events).to_string()
     });
     post_batches(client, &arus.url, batches).await?;
-    let started = Instant::now();
-    while get(client, &format!("{}/events/stats", arus.url))
-        .await
-        .and_then(|s| s["uniqueUsers"].as_u64())
-        != Some(users as u64)
-    {
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("arus did not count {users} users");
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    let every = Duration::from_millis(200);
+    wait_for_stat(client, &arus.url, "uniqueUsers", users, every, 600).await?;
     // Settled: the last commit's buffers returned.
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
     let loaded = arus.rss_mib()?;

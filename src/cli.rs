@@ -38,12 +38,19 @@ pub fn run() -> anyhow::Result<()> {
                 .context("loading configuration")?;
             telemetry::init_from(&settings.telemetry, &settings.instance_id)?;
             telemetry::exit_on_panic();
-            let result = actix_web::rt::System::new().block_on(async move {
-                Application::build(settings)
-                    .await?
-                    .run_until_stopped()
-                    .await
+            let runner = actix_web::rt::System::new();
+            let (result, embedded) = runner.block_on(async move {
+                let app = match Application::build(settings).await {
+                    Ok(app) => app,
+                    Err(error) => return (Err(error), None),
+                };
+                // The embedded broker outlives every client of it: dropped
+                // first, it leaves them logging errors as they close.
+                let embedded = app.embedded_broker();
+                (app.run_until_stopped().await, embedded)
             });
+            drop(runner);
+            drop(embedded);
             telemetry::shutdown();
             result
         }

@@ -18,6 +18,20 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     TooLarge(String),
+    /// One event's record is larger than Kafka takes; `field` names it.
+    #[error("{message}")]
+    EventTooLarge { field: String, message: String },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body did not arrive in time (408; the connection is closed).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The route exists, not for this method (405, with `Allow`).
+    #[error("{message}")]
+    MethodNotAllowed {
+        message: String,
+        allow: &'static str,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -49,6 +63,10 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::EventTooLarge { .. } => "event_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotFound(_) => "not_found",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
@@ -68,9 +86,12 @@ impl ResponseError for ApiError {
             ApiError::MalformedJson(_) | ApiError::Validation(_) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::TooLarge(_) | ApiError::Unavailable(ProduceError::TooLarge) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ApiError::TooLarge(_)
+            | ApiError::EventTooLarge { .. }
+            | ApiError::Unavailable(ProduceError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -97,9 +118,21 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, *allow));
+        }
+        if let ApiError::RequestTimeout(_) = self {
+            // The rest of the body may still come: the connection is not
+            // reusable.
+            response.force_close();
+        }
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
-        if let ApiError::Validation(v) = self {
-            error["field"] = json!(v.field);
+        match self {
+            ApiError::Validation(v) => error["field"] = json!(v.field),
+            ApiError::EventTooLarge { field, .. } if !field.is_empty() => {
+                error["field"] = json!(field)
+            }
+            _ => {}
         }
         response.json(json!({ "error": error }))
     }

@@ -1,6 +1,6 @@
 //! Liveness and readiness state.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Health {
@@ -9,6 +9,9 @@ pub struct Health {
     restoring: AtomicUsize,
     read_model_ready: AtomicBool,
     shutting_down: AtomicBool,
+    /// Changelog records the read model met and could not decode: its
+    /// answers are missing whatever they held.
+    unreadable_changelog: AtomicU64,
 }
 
 impl Health {
@@ -33,6 +36,18 @@ impl Health {
     /// The read model has read the changelog up to its end once.
     pub fn set_read_model_ready(&self, ready: bool) {
         self.read_model_ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// The read model met a changelog record it cannot decode. Never a
+    /// silent skip: the answers would lack what it held, so the instance
+    /// stops being ready (an operator must look) and the count shows in
+    /// `/metrics`.
+    pub fn unreadable_changelog_record(&self) {
+        self.unreadable_changelog.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn unreadable_changelog_records(&self) -> u64 {
+        self.unreadable_changelog.load(Ordering::SeqCst)
     }
 
     pub fn set_shutting_down(&self) {
@@ -60,12 +75,14 @@ impl Health {
     }
 
     /// Ready for traffic: topics exist, the group was joined, assigned state
-    /// is restored, the read model caught up once, and not stopping.
+    /// is restored, the read model caught up once and met no record it
+    /// cannot read, and not stopping.
     pub fn ready(&self) -> bool {
         self.topics_ready()
             && self.joined()
             && !self.restoring()
             && self.read_model_ready()
+            && self.unreadable_changelog_records() == 0
             && !self.shutting_down()
     }
 }

@@ -152,6 +152,12 @@ impl Application {
                 settings.http.max_batch_size,
             ),
             ingested: std::sync::atomic::AtomicU64::new(0),
+            trusted_proxies: settings
+                .http
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| arus_config::IpRange::parse(p))
+                .collect(),
         });
         let listener = TcpListener::bind(&settings.http.bind)
             .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
@@ -169,6 +175,7 @@ impl Application {
                 .configure(http::routes)
         })
         .workers(workers)
+        .max_connections(settings.http.max_connections)
         // Signals are handled by run_until_stopped, in the shutdown order.
         .disable_signals()
         .listen(listener)?

@@ -445,7 +445,7 @@ mod tests {
                 url: "/a/b?c=d".into(),
                 entry: PageStats {
                     views: 7,
-                    total_duration: 8.5,
+                    total_duration_milli: 8_500,
                     as_of: 9,
                 },
             },

@@ -25,6 +25,8 @@ pub struct DeadLetter {
     pub source: SourcePartition,
     pub record: RawRecord,
     pub class: ErrorClass,
+    /// Its `x-error-class`: the class's name, or a more precise one.
+    pub label: &'static str,
     pub message: String,
     pub attempt: u32,
     /// For an event whose retries ran out: the one metric it still lacks
@@ -35,13 +37,8 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// The error headers, for a source topic named `topic`.
     pub fn error_headers(&self, topic: &str) -> Vec<(&'static str, String)> {
-        let class = match self.class {
-            ErrorClass::Transient => "transient",
-            ErrorClass::Permanent => "permanent",
-            ErrorClass::Fatal => "fatal",
-        };
         vec![
-            (headers::ERROR_CLASS, class.to_string()),
+            (headers::ERROR_CLASS, self.label.to_string()),
             (headers::ERROR_MESSAGE, self.message.clone()),
             (headers::SOURCE_TOPIC, topic.to_string()),
             (headers::SOURCE_PARTITION, self.source.partition.to_string()),
@@ -85,6 +82,19 @@ impl DeadLetters {
 
     /// Dead-letters `record` unless an earlier pass already did.
     pub fn add(&mut self, record: &RawRecord, class: ErrorClass, message: String) -> bool {
+        let label = class.label();
+        self.add_labelled(record, class, label, message)
+    }
+
+    /// [`Self::add`] with an `x-error-class` more precise than the class's
+    /// name (`future`, `too_old`).
+    pub fn add_labelled(
+        &mut self,
+        record: &RawRecord,
+        class: ErrorClass,
+        label: &'static str,
+        message: String,
+    ) -> bool {
         if record.offset <= self.mark.as_of {
             return false;
         }
@@ -95,6 +105,7 @@ impl DeadLetters {
             source: self.source,
             record: record.clone(),
             class,
+            label,
             message,
             attempt: 1,
             metric: None,

@@ -166,10 +166,56 @@ impl Event {
         }
     }
 
+    /// What identifies the event beside its eventId, for telling a client's
+    /// retry (the same eventId with the same content: counted once) from
+    /// another event under a reused eventId (counted too): the user and
+    /// what happened (event type; page, referrer and duration of a view).
+    /// Not the timestamp, which ingest fills in at each try when the
+    /// client sent none; not a user event's metadata, which no metric
+    /// reads. FNV-1a over the fields, stable across builds (seen-set
+    /// entries are changelog state).
+    pub fn content_hash(&self) -> u64 {
+        let mut hash = Fnv::default();
+        match self {
+            Event::User(e) => {
+                hash.field(b"u");
+                hash.field(e.user_id.as_bytes());
+                hash.field(e.event_type.as_str().as_bytes());
+            }
+            Event::Page(p) => {
+                hash.field(b"p");
+                hash.field(p.user_id.as_bytes());
+                hash.field(p.url.as_bytes());
+                hash.field(p.referrer.as_deref().unwrap_or_default().as_bytes());
+                hash.field(&p.duration.map_or(u64::MAX, f64::to_bits).to_le_bytes());
+            }
+        }
+        hash.0
+    }
+
     pub fn timestamp_ms(&self) -> i64 {
         match self {
             Event::User(e) => e.timestamp.timestamp_millis(),
             Event::Page(p) => p.timestamp.timestamp_millis(),
+        }
+    }
+}
+
+/// FNV-1a, each field followed by its length (so `ab`+`c` and `a`+`bc`
+/// differ).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn field(&mut self, bytes: &[u8]) {
+        for byte in bytes.iter().chain(&(bytes.len() as u64).to_le_bytes()) {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod changelog;
 pub mod dead_letter;
 pub mod dedupe;
 pub mod event;
+pub mod event_time;
 pub mod json;
 pub mod metrics;
 mod partition_consumer;

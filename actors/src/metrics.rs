@@ -144,10 +144,8 @@ impl Metric for TopPages {
     fn apply(&mut self, source: SourcePartition, offset: i64, event: &Event) -> bool {
         let Event::Page(p) = event else { return false };
         let duration = p.duration.unwrap_or(0.0);
-        self.0.apply(source, p.url.as_str(), offset, |s| {
-            s.views += 1;
-            s.total_duration += duration;
-        })
+        self.0
+            .apply(source, p.url.as_str(), offset, |s| s.add_view(duration))
     }
 
     fn drain_updates(&mut self, out: &mut Vec<StateUpdate>) {

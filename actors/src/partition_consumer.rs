@@ -19,6 +19,7 @@ use crate::breaker::Permit;
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dedupe::{Dedupe, SeenChanges};
 use crate::event::{Defaults, Event, PageView, UserEvent, ValidationError};
+use crate::event_time::TimeBounds;
 use crate::retry::{handoff_id, Origin, Retried, RetryHeaderError, RetryPolicy, RetryRecord};
 use crate::router::{Hop, MetricSet, Routed, Router, METRICS};
 use crate::schema;
@@ -77,6 +78,17 @@ pub enum ErrorClass {
     Fatal,
 }
 
+impl ErrorClass {
+    /// Its name, as a dead letter's `x-error-class` says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Fatal => "fatal",
+        }
+    }
+}
+
 /// Why a hop to a shard failed: each is transient, and its events go to the
 /// retry topic.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +130,19 @@ pub enum DecodeError {
     RetryHeaders(#[from] RetryHeaderError),
     #[error("unknown metric {0:?} in a retry record")]
     UnknownMetric(String),
+    #[error("{0}")]
+    EventTime(#[from] crate::event_time::EventTimeError),
+}
+
+impl DecodeError {
+    /// The dead letter's `x-error-class`: `future` and `too_old` for an
+    /// event time out of bounds, `permanent` for the rest.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DecodeError::EventTime(e) => e.label(),
+            _ => "permanent",
+        }
+    }
 }
 
 /// Decodes a record of input topic `topic` in the seed's shapes. A missing
@@ -184,6 +209,7 @@ pub struct PartitionConsumer {
     dedupe: Dedupe,
     dead_letters: DeadLetters,
     policy: RetryPolicy,
+    time_bounds: TimeBounds,
     retries: Vec<RetryRecord>,
 }
 
@@ -195,6 +221,7 @@ impl PartitionConsumer {
         dedupe: Dedupe,
         dead_letters: DeadLetters,
         policy: RetryPolicy,
+        time_bounds: TimeBounds,
     ) -> Self {
         Self {
             source,
@@ -203,6 +230,7 @@ impl PartitionConsumer {
             dedupe,
             dead_letters,
             policy,
+            time_bounds,
             retries: Vec::new(),
         }
     }
@@ -285,10 +313,12 @@ struct Failed {
 impl PartitionConsumer {
     /// A record that can never be counted: to the dead-letter topic, once.
     fn reject(&mut self, record: &RawRecord, error: &DecodeError) {
-        if self
-            .dead_letters
-            .add(record, ErrorClass::Permanent, error.to_string())
-        {
+        if self.dead_letters.add_labelled(
+            record,
+            ErrorClass::Permanent,
+            error.label(),
+            error.to_string(),
+        ) {
             warn!(source = %self.source, offset = record.offset, %error, "sent to dead-letter topic");
         }
     }
@@ -312,8 +342,21 @@ impl PartitionConsumer {
             }
         };
         let at_ms = record.timestamp_ms.unwrap_or_else(|| event.timestamp_ms());
+        if let Err(error) = self.time_bounds.check(event.timestamp_ms(), at_ms) {
+            *invalid += 1;
+            self.reject(record, &DecodeError::EventTime(error));
+            return None;
+        }
         if let Some(id) = event.event_id() {
-            if !self.dedupe.is_first(&id.to_string(), record.offset, at_ms) {
+            let id = id.to_string();
+            // A retry is the same eventId with the same content; the same
+            // eventId with other content is another event, and counts.
+            // Entries written before the content was part of the identity
+            // hold the bare eventId.
+            let identity = format!("{id}.{:016x}", event.content_hash());
+            if self.dedupe.seen_before(&id, record.offset)
+                || !self.dedupe.is_first(&identity, record.offset, at_ms)
+            {
                 *duplicates += 1;
                 debug!(%source, offset = record.offset, event_id = %id, "dropped a retried event");
                 return None;
@@ -405,6 +448,7 @@ impl PartitionConsumer {
                     source: t.origin.source,
                     record: original.clone(),
                     class: ErrorClass::Transient,
+                    label: ErrorClass::Transient.label(),
                     message: format!(
                         "{} (attempt {} of {}, metric {})",
                         failure.message, t.try_number, self.policy.max_attempts, failure.metric
@@ -636,6 +680,12 @@ mod tests {
         }
     }
 
+    /// The default bounds (windows.max_future_ms, windows.max_past_ms).
+    const BOUNDS: TimeBounds = TimeBounds {
+        max_future_ms: 300_000,
+        max_past_ms: 604_800_000,
+    };
+
     fn policy() -> RetryPolicy {
         RetryPolicy {
             max_attempts: 3,
@@ -726,6 +776,7 @@ mod tests {
             dedupe,
             dead,
             policy(),
+            BOUNDS,
         )
         .start();
         let batch = vec![
@@ -827,6 +878,7 @@ mod tests {
             Dedupe::new(source, 600_000, Vec::new()),
             DeadLetters::new(source, None),
             policy(),
+            BOUNDS,
         )
         .start()
     }
@@ -998,6 +1050,7 @@ mod tests {
                 Dedupe::new(source, 600_000, Vec::new()),
                 DeadLetters::new(source, None),
                 policy(),
+                BOUNDS,
             )
         });
         consumer.send(Stop).await.expect("delivered");

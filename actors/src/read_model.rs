@@ -317,7 +317,13 @@ impl ReadModel {
             .iter()
             .map(|item| {
                 let views: u64 = item.value().iter().map(|(_, p)| p.views).sum();
-                let duration: f64 = item.value().iter().map(|(_, p)| p.total_duration).sum();
+                // Summed wide: each partition's sum may be saturated.
+                let milli: u128 = item
+                    .value()
+                    .iter()
+                    .map(|(_, p)| u128::from(p.total_duration_milli))
+                    .sum();
+                let duration = milli as f64 / 1000.0;
                 PageRank {
                     url: item.key().clone(),
                     views,
@@ -409,7 +415,7 @@ mod tests {
             url: "/a/b".into(),
             entry: PageStats {
                 views,
-                total_duration: 0.0,
+                total_duration_milli: 0,
                 as_of: 7,
             },
         };
@@ -444,7 +450,7 @@ mod tests {
                 url: url.into(),
                 entry: PageStats {
                     views,
-                    total_duration: 10.0 * views as f64,
+                    total_duration_milli: 10_000 * views,
                     as_of: 1,
                 },
             });
@@ -515,7 +521,7 @@ mod tests {
                     url: key,
                     entry: PageStats {
                         views: next(100),
-                        total_duration: 1.0,
+                        total_duration_milli: 1_000,
                         as_of,
                     },
                 },

@@ -26,9 +26,6 @@ use serde_json::Value;
 use crate::event::ValidationError;
 use crate::json::{Json, Object};
 
-/// The schema version arus writes on the records it produces.
-pub const CURRENT_VERSION: &str = "1";
-
 /// The version of a record without a `schema-version` header.
 pub const DEFAULT_VERSION: &str = "1";
 
@@ -53,10 +50,20 @@ impl Kind {
     pub fn parse(name: &str) -> Option<Kind> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
+
+    /// The schema version arus checks events of this kind against at
+    /// ingest and writes on their records. Each kind moves on its own: page
+    /// views are at 2 (a bounded duration), user events still at 1.
+    pub fn current_version(self) -> &'static str {
+        match self {
+            Kind::UserEvent => "1",
+            Kind::PageView => "2",
+        }
+    }
 }
 
 /// The schema files of this build: (kind, version, document).
-const FILES: [(Kind, &str, &str); 2] = [
+const FILES: [(Kind, &str, &str); 3] = [
     (
         Kind::UserEvent,
         "1",
@@ -66,6 +73,11 @@ const FILES: [(Kind, &str, &str); 2] = [
         Kind::PageView,
         "1",
         include_str!("../../config/schemas/page-view.v1.json"),
+    ),
+    (
+        Kind::PageView,
+        "2",
+        include_str!("../../config/schemas/page-view.v2.json"),
     ),
 ];
 
@@ -659,9 +671,15 @@ mod tests {
         let versions: Vec<_> = built_in().versions().collect();
         assert_eq!(
             versions,
-            vec![(Kind::UserEvent, "1"), (Kind::PageView, "1")]
+            vec![
+                (Kind::UserEvent, "1"),
+                (Kind::PageView, "1"),
+                (Kind::PageView, "2")
+            ]
         );
-        assert!(built_in().get(Kind::UserEvent, CURRENT_VERSION).is_some());
+        for kind in Kind::ALL {
+            assert!(built_in().get(kind, kind.current_version()).is_some());
+        }
         assert!(built_in().get(Kind::PageView, DEFAULT_VERSION).is_some());
         assert!(built_in().get(Kind::UserEvent, "2").is_none());
         assert_eq!(

@@ -78,19 +78,75 @@ impl Default for UserActivity {
 entry!(UserActivity);
 
 /// One page's views in one source partition.
+///
+/// Durations are summed as an integer, in thousandths of the client's unit,
+/// saturating: a sum can never overflow to infinity (which JSON cannot
+/// write, so the entry became unreadable and its page vanished).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "PageStatsFields")]
 pub struct PageStats {
     pub views: u64,
-    pub total_duration: f64,
+    pub total_duration_milli: u64,
     pub as_of: i64,
+}
+
+impl PageStats {
+    /// Adds one view of `duration` (in the client's unit).
+    pub fn add_view(&mut self, duration: f64) {
+        self.views += 1;
+        self.total_duration_milli = self
+            .total_duration_milli
+            .saturating_add(thousandths(duration));
+    }
+
+    /// The summed durations, in the client's unit.
+    pub fn total_duration(&self) -> f64 {
+        self.total_duration_milli as f64 / 1000.0
+    }
+}
+
+/// `value` in thousandths, rounded; negative and NaN give 0, anything past
+/// `u64::MAX` thousandths gives `u64::MAX` (Rust's float-to-integer casts
+/// saturate).
+fn thousandths(value: f64) -> u64 {
+    (value * 1000.0).round() as u64
+}
+
+/// A page entry as any version wrote it: `totalDurationMilli` now;
+/// `totalDuration` (a float sum) before, `null` once it had overflowed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageStatsFields {
+    views: u64,
+    #[serde(default)]
+    total_duration_milli: Option<u64>,
+    #[serde(default, deserialize_with = "legacy_sum")]
+    total_duration: Option<u64>,
+    as_of: i64,
+}
+
+/// A float sum in thousandths; `null` (a sum that had overflowed to
+/// infinity) as the saturated sum it stands for.
+fn legacy_sum<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let sum: Option<f64> = Deserialize::deserialize(d)?;
+    Ok(Some(sum.map_or(u64::MAX, thousandths)))
+}
+
+impl From<PageStatsFields> for PageStats {
+    fn from(f: PageStatsFields) -> Self {
+        Self {
+            views: f.views,
+            total_duration_milli: f.total_duration_milli.or(f.total_duration).unwrap_or(0),
+            as_of: f.as_of,
+        }
+    }
 }
 
 impl Default for PageStats {
     fn default() -> Self {
         Self {
             views: 0,
-            total_duration: 0.0,
+            total_duration_milli: 0,
             as_of: NOTHING_APPLIED,
         }
     }
@@ -387,5 +443,52 @@ mod tests {
         assert_eq!(t.drain_dirty().count(), 0);
         t.forget(p0);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn page_duration_sums_saturate_and_stay_writable() {
+        let mut page = PageStats::default();
+        // What the probe sent: twice 1e308, then 1.
+        page.add_view(1e308);
+        page.add_view(1e308);
+        page.add_view(1.0);
+        assert_eq!(page.views, 3);
+        assert_eq!(page.total_duration_milli, u64::MAX);
+        let text = serde_json::to_string(&page).expect("encodes");
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"views":3,"totalDurationMilli":{},"asOf":{NOTHING_APPLIED}}}"#,
+                u64::MAX
+            )
+        );
+        assert_eq!(
+            serde_json::from_str::<PageStats>(&text).expect("decodes"),
+            page
+        );
+        let mut small = PageStats::default();
+        small.add_view(12.5);
+        small.add_view(0.0004);
+        assert_eq!(small.total_duration_milli, 12_500);
+        assert_eq!(small.total_duration(), 12.5);
+    }
+
+    #[test]
+    fn page_entries_of_the_float_format_still_read() {
+        let old: PageStats =
+            serde_json::from_str(r#"{"views":2,"totalDuration":12.25,"asOf":4}"#).expect("reads");
+        assert_eq!(
+            old,
+            PageStats {
+                views: 2,
+                total_duration_milli: 12_250,
+                as_of: 4
+            }
+        );
+        // A sum that had overflowed was written as null: saturated now.
+        let overflowed: PageStats =
+            serde_json::from_str(r#"{"views":3,"totalDuration":null,"asOf":5}"#).expect("reads");
+        assert_eq!(overflowed.total_duration_milli, u64::MAX);
+        assert_eq!(overflowed.views, 3);
     }
 }

@@ -8,14 +8,18 @@
 //! deserialized with `deny_unknown_fields`, so a misspelt key is an error that
 //! names the key rather than a silently ignored setting.
 
+mod ip_range;
 mod layers;
 mod settings;
+
+pub use ip_range::IpRange;
 
 pub use layers::{ConfigError, Loader};
 pub use settings::{
     AggregatorSettings, BreakerSettings, ChaosSettings, ClientOverrides, Compression,
     ConsumerSettings, HttpSettings, KafkaSettings, LagSettings, RetrySettings, Secret,
     SecuritySettings, Settings, ShutdownSettings, TelemetrySettings, TopicSettings, Topics,
+    WindowSettings,
 };
 
 /// The embedded defaults, `config/default.toml`.

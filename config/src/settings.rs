@@ -23,6 +23,16 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub chaos: ChaosSettings,
     pub shutdown: ShutdownSettings,
+    pub windows: WindowSettings,
+}
+
+/// Event time: how far an event's timestamp may be from the time it was
+/// written (its record's timestamp), ahead and behind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSettings {
+    pub max_future_ms: u64,
+    pub max_past_ms: u64,
 }
 
 /// A value that must not appear in logs or printed configuration.
@@ -66,6 +76,9 @@ pub struct HttpSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
+    pub body_timeout_ms: u64,
+    pub max_connections: usize,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -358,6 +371,22 @@ impl Settings {
         }
         at_least("http.max_body_bytes", http.max_body_bytes as i64, 1024)?;
         at_least("http.max_batch_size", http.max_batch_size as i64, 1)?;
+        at_least("http.body_timeout_ms", http.body_timeout_ms as i64, 100)?;
+        at_least("http.max_connections", http.max_connections as i64, 1)?;
+        for proxy in &http.trusted_proxies {
+            if crate::IpRange::parse(proxy).is_none() {
+                return Err(invalid(
+                    "http.trusted_proxies",
+                    format!("not an address or CIDR range, like 10.0.0.0/8 (got {proxy:?})"),
+                ));
+            }
+        }
+        at_least(
+            "windows.max_future_ms",
+            self.windows.max_future_ms as i64,
+            1000,
+        )?;
+        at_least("windows.max_past_ms", self.windows.max_past_ms as i64, 1000)?;
 
         let r = &self.retry;
         at_least("retry.max_attempts", r.max_attempts.into(), 1)?;

@@ -95,10 +95,20 @@ pub async fn replay(
         .collect();
     let (settings, brokers) = (state.settings.clone(), state.brokers.clone());
     let lookup = wanted.clone();
-    let found = web::block(move || dead_letters::fetch(&settings, &brokers, &lookup))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("reading the dead-letter topic: {e:#}")))?;
+    let found = web::block(move || {
+        let partitions = dead_letters::partitions(&settings, &brokers)?;
+        if let Some((p, _)) = lookup.iter().find(|(p, _)| !partitions.contains(p)) {
+            return Ok(Err(format!(
+                "partition {p} is not a partition of the dead-letter topic (it has {})",
+                partitions.len()
+            )));
+        }
+        dead_letters::fetch(&settings, &brokers, &lookup).map(Ok)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(format!("reading the dead-letter topic: {e:#}")))?
+    .map_err(|message| ValidationError::new("letters", message))?;
     let k = &state.settings.kafka;
     let error_topic = k.topic_name(&k.topics.error_events);
     let retry_topic = k.topic_name(&k.topics.retry_events);

@@ -21,6 +21,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             "consumerGroup": h.joined(),
             "restoring": h.restoring(),
             "readModel": h.read_model_ready(),
+            "unreadableChangelogRecords": h.unreadable_changelog_records(),
             "shuttingDown": h.shutting_down(),
         },
     });

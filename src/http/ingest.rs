@@ -4,20 +4,23 @@
 //! for Kafka's acknowledgement: a 201 means every event in it is in Kafka.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::event::{Defaults, PageView, UserEvent, ValidationError};
+use arus_actors::event_time::TimeBounds;
 use arus_actors::json::Json;
 use arus_actors::schema::{self, Kind, Schema};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{auth, declared_length, read_body_sized, AppState};
 use crate::error::ApiError;
-use crate::kafka::producer::Written;
+use crate::kafka::producer::{Stamp, Written, RECORD_OVERHEAD};
 
 fn correlation_id(req: &HttpRequest) -> String {
     req.headers()
@@ -27,13 +30,126 @@ fn correlation_id(req: &HttpRequest) -> String {
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_string)
 }
 
+/// The request body, as JSON text: of a media type ingest takes, read
+/// within `http.body_timeout_ms`, at most `http.max_body_bytes` (after
+/// decompression, for a gzip body).
 async fn body(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Bytes, ApiError> {
+    accepted_media_type(req)?;
+    let gzip = gzip_encoded(req)?;
     let limit = state.max_body_bytes;
-    read_body_sized(payload, limit, declared_length(req, limit)).await
+    let timeout = Duration::from_millis(state.settings.http.body_timeout_ms);
+    let body = read_body_sized(payload, limit, declared_length(req, limit), timeout).await?;
+    if gzip {
+        gunzip(&body, limit)
+    } else {
+        Ok(body)
+    }
+}
+
+/// JSON (`application/json`, any `+json` type) and `text/plain`, which a
+/// browser's `navigator.sendBeacon` sends without a preflight; a request
+/// that names no type is read as JSON. Forms and anything else: 415.
+fn accepted_media_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if json || essence == "text/plain" {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "content-type {essence:?} is not taken here: send application/json (or text/plain from a browser beacon)"
+        )))
+    }
+}
+
+/// Whether the body is gzip-compressed; any other coding is a 415.
+fn gzip_encoded(req: &HttpRequest) -> Result<bool, ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
+        return Ok(false);
+    };
+    let coding = value
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match coding.as_str() {
+        "" | "identity" => Ok(false),
+        "gzip" | "x-gzip" => Ok(true),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "content-encoding {coding:?} is not taken here: send gzip or no encoding"
+        ))),
+    }
+}
+
+/// A gzip body decompressed, refused past `limit` bytes of JSON (a small
+/// body must not inflate into a large one unchecked).
+fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    use std::io::Read as _;
+    let mut out = Vec::with_capacity((body.len() * 4).min(limit));
+    let read = flate2::read::MultiGzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadRequest(format!("the gzip body cannot be decompressed: {e}")))?;
+    if read > limit {
+        return Err(ApiError::TooLarge(format!(
+            "request body is larger than {limit} bytes once decompressed"
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// An event's time within the bounds of `windows.*` around the time of
+/// ingest (which its record carries as its timestamp).
+fn check_time(state: &AppState, event_ms: i64, now: DateTime<Utc>) -> Result<(), ValidationError> {
+    TimeBounds::from(&state.settings.windows)
+        .check(event_ms, now.timestamp_millis())
+        .map_err(|e| ValidationError::new("timestamp", e.to_string()))
+}
+
+/// The largest record the ingest producer takes (librdkafka's
+/// `message.max.bytes`, 1,000,000 unless set in `[kafka.client]`).
+fn max_record_bytes(state: &AppState) -> usize {
+    state
+        .settings
+        .kafka
+        .client
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Refuses a record larger than Kafka takes, before anything is written:
+/// `field` names the event (`[2]` in a batch).
+fn check_record_size(
+    state: &AppState,
+    field: String,
+    key: &str,
+    value: &[u8],
+    headers: usize,
+) -> Result<(), ApiError> {
+    let size = key.len() + value.len() + headers + RECORD_OVERHEAD;
+    let max = max_record_bytes(state);
+    if size > max {
+        return Err(ApiError::EventTooLarge {
+            field,
+            message: format!(
+                "the event's record would be {size} bytes; Kafka takes at most {max} (message.max.bytes); nothing was written"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The body as a JSON document borrowing its strings from it (no copy of
@@ -41,7 +157,18 @@ async fn body(
 /// each event's metadata object keeping its own text, which its record
 /// carries as it was sent.
 fn parse(body: &[u8]) -> Result<Json<'_>, ApiError> {
-    Json::parse_keeping_text(body, "metadata").map_err(|e| ApiError::MalformedJson(e.to_string()))
+    Json::parse_keeping_text(body, "metadata").map_err(|e| {
+        // Valid JSON, but a number no 64-bit float holds (a 310-digit
+        // integer): the body is well-formed, its value is not accepted.
+        if e.to_string().starts_with("number out of range") {
+            ApiError::Validation(ValidationError::new(
+                "",
+                format!("{e}: numbers must be within ±1.7976931348623157e308"),
+            ))
+        } else {
+            ApiError::MalformedJson(e.to_string())
+        }
+    })
 }
 
 /// Writes `event` as its record's value at the end of `buf`.
@@ -83,7 +210,10 @@ struct BatchAccepted<'a> {
 /// The rate limit, once a request is known good: `cost` events.
 fn limit(state: &AppState, req: &HttpRequest, cost: usize) -> Result<(), ApiError> {
     match &state.rate_limiter {
-        Some(limiter) => limiter.check(&auth::client(req, &state.settings.security), cost),
+        Some(limiter) => limiter.check(
+            &auth::client(req, &state.settings.security, &state.trusted_proxies),
+            cost,
+        ),
         None => Ok(()),
     }
 }
@@ -94,7 +224,7 @@ fn current_schema(kind: Kind) -> &'static Schema {
     // Every kind has a schema at the current version; the schema module's
     // tests check it.
     schema::built_in()
-        .get(kind, schema::CURRENT_VERSION)
+        .get(kind, kind.current_version())
         .unwrap_or_else(|| panic!("no {} schema at the current version", kind.as_str()))
 }
 
@@ -107,6 +237,8 @@ trait SingleEvent: Serialize + Sized {
     fn event_id(&mut self) -> Uuid;
     /// The record key: the user.
     fn user_id(&self) -> &str;
+    /// Its time, in milliseconds since the epoch.
+    fn timestamp_ms(&self) -> i64;
 }
 
 impl SingleEvent for UserEvent {
@@ -120,6 +252,9 @@ impl SingleEvent for UserEvent {
     fn user_id(&self) -> &str {
         &self.user_id
     }
+    fn timestamp_ms(&self) -> i64 {
+        self.timestamp.timestamp_millis()
+    }
 }
 
 impl SingleEvent for PageView {
@@ -132,6 +267,9 @@ impl SingleEvent for PageView {
     }
     fn user_id(&self) -> &str {
         &self.user_id
+    }
+    fn timestamp_ms(&self) -> i64 {
+        self.timestamp.timestamp_millis()
     }
 }
 
@@ -147,14 +285,28 @@ async fn ingest_one<E: SingleEvent>(
     let body = body(state, req, payload).await?;
     let value = parse(&body)?;
     current_schema(E::KIND).validate(&value)?;
-    let mut event = E::from_json(value, Defaults { now: Utc::now() })?;
+    let now = Utc::now();
+    let mut event = E::from_json(value, Defaults { now })?;
+    check_time(state, event.timestamp_ms(), now)?;
     limit(state, req, 1)?;
     let event_id = event.event_id();
     let mut encoded = Vec::with_capacity(body.len() + 64);
     encode_into(&mut encoded, &event)?;
+    let stamp = Stamp {
+        schema_version: E::KIND.current_version(),
+        timestamp_ms: now.timestamp_millis(),
+    };
+    let correlation = correlation_id(req);
+    check_record_size(
+        state,
+        String::new(),
+        event.user_id(),
+        &encoded,
+        state.producer.header_bytes(&correlation, stamp),
+    )?;
     let written = state
         .producer
-        .send(topic, event.user_id(), &encoded, &correlation_id(req))
+        .send(topic, event.user_id(), &encoded, &correlation, stamp)
         .await?;
     state.ingested.fetch_add(1, Ordering::Relaxed);
     let mut body = json!(Accepted::new(event_id, topic, written));
@@ -216,23 +368,41 @@ pub async fn batch_events(
             state.max_batch_size
         )));
     }
-    let defaults = Defaults { now: Utc::now() };
+    let now = Utc::now();
+    let defaults = Defaults { now };
     let schema = current_schema(Kind::UserEvent);
     // Sized for the batch at once (collecting `Result`s cannot know it).
     let mut events: Vec<UserEvent> = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         schema.validate(&item).map_err(|e| e.in_item(i))?;
         let mut e = UserEvent::from_json(item, defaults).map_err(|e| e.in_item(i))?;
+        check_time(&state, e.timestamp.timestamp_millis(), now).map_err(|e| e.in_item(i))?;
         e.event_id.get_or_insert_with(Uuid::new_v4);
         events.push(e);
     }
     limit(&state, &req, events.len())?;
+    let stamp = Stamp {
+        schema_version: Kind::UserEvent.current_version(),
+        timestamp_ms: now.timestamp_millis(),
+    };
+    let correlation = correlation_id(&req);
+    let headers = state.producer.header_bytes(&correlation, stamp);
     // Every record's value in one buffer, each a slice of it: one
     // allocation for the batch instead of one (and its regrowths) per event.
+    // Each is checked against Kafka's record size limit before the first
+    // is written: the batch is validated whole.
     let mut encoded = Vec::with_capacity(body.len() + events.len() * 64);
     let mut ends = Vec::with_capacity(events.len());
-    for event in &events {
+    for (i, event) in events.iter().enumerate() {
+        let start = encoded.len();
         encode_into(&mut encoded, event)?;
+        check_record_size(
+            &state,
+            format!("[{i}]"),
+            &event.user_id,
+            &encoded[start..],
+            headers,
+        )?;
         ends.push(encoded.len());
     }
     let payloads = ends.iter().scan(0, |start, &end| {
@@ -240,13 +410,13 @@ pub async fn batch_events(
         *start = end;
         Some(payload)
     });
-    let correlation = correlation_id(&req);
     let results = state
         .producer
         .send_all(
             &state.user_topic,
             events.iter().map(|e| e.user_id.as_str()).zip(payloads),
             &correlation,
+            stamp,
         )
         .await;
     let mut accepted_events = Vec::with_capacity(results.len());

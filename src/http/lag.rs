@@ -1,5 +1,5 @@
 //! Consumer lag: `GET /v1/lag` (the lag monitor's latest reading), and
-//! pausing this instance's consumption (admin).
+//! pausing this instance's consumption; all admin.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -7,7 +7,13 @@ use serde_json::json;
 use super::{auth, AppState};
 use crate::error::ApiError;
 
-pub async fn current(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Admin: the group's name, its offsets and alert state are an operator's
+/// business, not a page visitor's.
+pub async fn current(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.settings.security.admin_token)?;
     match state.lag.latest() {
         Some(snapshot) => Ok(HttpResponse::Ok().json(snapshot)),
         None => Err(ApiError::NotReady(

@@ -181,6 +181,16 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             state.producer.failed.load(Ordering::Relaxed),
         ),
         (
+            "arus_changelog_unreadable_records_total",
+            "Changelog records the read model could not decode (each also makes the instance not ready).",
+            state.health.unreadable_changelog_records(),
+        ),
+        (
+            "arus_http_stream_errors_unlogged_total",
+            "Malformed connections (not HTTP) whose error line was held back (one a minute is logged).",
+            crate::telemetry::stream_errors_held(),
+        ),
+        (
             "arus_records_consumed_total",
             "Input records this instance polled.",
             get(&s.records_consumed),

@@ -16,7 +16,7 @@ mod schemas;
 use std::sync::Arc;
 
 use actix_web::web::{self, Bytes, ServiceConfig};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{guard, HttpRequest, HttpResponse, Resource, ResponseError};
 use arus_actors::{ConsumerStats, ReadModel, Router};
 use futures::StreamExt;
 
@@ -48,6 +48,8 @@ pub struct AppState {
     pub requests: request_metrics::RequestMetrics,
     /// `None` when off.
     pub rate_limiter: Option<rate_limit::RateLimiter>,
+    /// `http.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<arus_config::IpRange>,
     /// Events this instance's ingest endpoints wrote (acknowledged by Kafka).
     pub ingested: std::sync::atomic::AtomicU64,
 }
@@ -73,86 +75,130 @@ pub fn routes(cfg: &mut ServiceConfig) {
     )
     .service(
         web::scope("/events")
-            .route("/user-event", web::post().to(ingest::user_event))
-            .route("/page-view", web::post().to(ingest::page_view))
-            .route("/batch-events", web::post().to(ingest::batch_events))
-            .route("/stats", web::get().to(query::stats))
-            .route("/analytics", web::get().to(query::analytics))
-            .route(
-                "/analytics/event-counts",
-                web::get().to(query::event_counts),
-            )
-            .route(
-                "/analytics/active-users",
-                web::get().to(query::active_users),
-            )
-            .route("/analytics/top-pages", web::get().to(query::top_pages))
-            .route("/analytics/sessions", web::get().to(query::sessions))
-            .route("/analytics/users/{user_id}", web::get().to(query::user)),
+            .service(post("/user-event", ingest::user_event))
+            .service(post("/page-view", ingest::page_view))
+            .service(post("/batch-events", ingest::batch_events))
+            .service(get("/stats", query::stats))
+            .service(get("/analytics", query::analytics))
+            .service(get("/analytics/event-counts", query::event_counts))
+            .service(get("/analytics/active-users", query::active_users))
+            .service(get("/analytics/top-pages", query::top_pages))
+            .service(get("/analytics/sessions", query::sessions))
+            .service(get("/analytics/users/{user_id}", query::user)),
     )
-    .route("/v1/dead-letters", web::get().to(dead_letters::list))
-    .route(
-        "/v1/dead-letters/replay",
-        web::post().to(dead_letters::replay),
-    )
-    .route(
-        "/v1/chaos/shard-outage",
-        web::post().to(chaos::shard_outage),
-    )
-    .route("/v1/chaos/panic", web::post().to(chaos::panic))
-    .route("/v1/chaos/shard-stop", web::post().to(chaos::shard_stop))
-    .route("/v1/lag", web::get().to(lag::current))
-    .route("/v1/schemas", web::get().to(schemas::list))
-    .route(
-        "/v1/schemas/{kind}/{version}",
-        web::get().to(schemas::document),
-    )
-    .route(
+    .service(get("/v1/dead-letters", dead_letters::list))
+    .service(post("/v1/dead-letters/replay", dead_letters::replay))
+    .service(post("/v1/chaos/shard-outage", chaos::shard_outage))
+    .service(post("/v1/chaos/panic", chaos::panic))
+    .service(post("/v1/chaos/shard-stop", chaos::shard_stop))
+    .service(get("/v1/lag", lag::current))
+    .service(get("/v1/schemas", schemas::list))
+    .service(get("/v1/schemas/{kind}/{version}", schemas::document))
+    .service(get(
         "/v1/consumer-groups/{group}/offsets",
-        web::get().to(offsets::group_offsets),
-    )
-    .route(
-        "/v1/consumer-groups/{group}/reset",
-        web::post().to(offsets::reset),
-    )
-    .route("/v1/consumer/pause", web::post().to(lag::pause))
-    .route("/v1/consumer/resume", web::post().to(lag::resume))
-    .route("/metrics", web::get().to(metrics::scrape))
-    .route("/health/live", web::get().to(health::live))
-    .route("/health/ready", web::get().to(health::ready))
+        offsets::group_offsets,
+    ))
+    .service(post("/v1/consumer-groups/{group}/reset", offsets::reset))
+    .service(post("/v1/consumer/pause", lag::pause))
+    .service(post("/v1/consumer/resume", lag::resume))
+    .service(get("/metrics", metrics::scrape))
+    .service(get("/health/live", health::live))
+    .service(get("/health/ready", health::ready))
     .default_service(web::to(not_found));
 }
 
-async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+/// A route answering GET and HEAD (the same answer without its body, as
+/// probes send it); any other method is a 405 naming those two.
+fn get<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .default_service(web::to(|req: HttpRequest| {
+            method_not_allowed(req, "GET, HEAD")
+        }))
+}
+
+/// A route answering POST; any other method is a 405.
+fn post<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(|req: HttpRequest| method_not_allowed(req, "POST")))
+}
+
+async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
+    ApiError::MethodNotAllowed {
+        message: format!(
+            "{} does not answer {}; it answers {allow}",
+            req.path(),
+            request_metrics::method_label(req.method())
+        ),
+        allow,
+    }
+    .error_response()
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!(
+        "no route for {} {}",
+        request_metrics::method_label(req.method()),
+        req.path()
+    ))
+    .error_response()
 }
 
 /// Reads a request body of at most `limit` bytes; a larger one is a 413
 /// without reading the rest.
 async fn read_body(payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
-    read_body_sized(payload, limit, 0).await
+    read_body_sized(payload, limit, 0, ADMIN_BODY_TIMEOUT).await
 }
+
+/// How long an admin request's (small) body may take to arrive.
+const ADMIN_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// [`read_body`] into a buffer of `capacity` bytes from the start (a
 /// body's declared length, see [`declared_length`]), rather than one that
-/// grows and copies as chunks arrive.
+/// grows and copies as chunks arrive. A body that has not arrived whole
+/// within `timeout` is a 408 (and its connection is closed): a client that
+/// declares a length and goes silent holds nothing for long.
 async fn read_body_sized(
     mut payload: web::Payload,
     limit: usize,
     capacity: usize,
+    timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
-    let mut body = web::BytesMut::with_capacity(capacity.min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(format!(
-                "request body is larger than {limit} bytes"
-            )));
+    let read = async {
+        let mut body = web::BytesMut::with_capacity(capacity.min(limit));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::BadRequest(format!("cannot read request body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::TooLarge(format!(
+                    "request body is larger than {limit} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {} ms",
+            timeout.as_millis()
+        ))
+    })?
 }
 
 /// The request's `Content-Length`, when it declares one of at most

@@ -21,9 +21,14 @@ const MAX_GROUP_ID: usize = 255;
 
 fn group_of(path: web::Path<String>) -> Result<String, ApiError> {
     let group = path.into_inner();
-    if group.is_empty() || group.len() > MAX_GROUP_ID || group.chars().any(char::is_control) {
+    if group.trim().is_empty()
+        || group.trim() != group
+        || group.len() > MAX_GROUP_ID
+        || group.chars().any(char::is_control)
+    {
         return Err(ApiError::BadRequest(format!(
-            "a group id has 1 to {MAX_GROUP_ID} characters and no control characters"
+            "a group id has 1 to {MAX_GROUP_ID} characters, no control characters and no \
+             space at either end (got {group:?})"
         )));
     }
     Ok(group)

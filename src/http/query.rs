@@ -19,6 +19,10 @@ fn as_of(state: &AppState) -> Value {
     }
 }
 
+/// The widest active-users window: 366 days. Wider asks nothing useful,
+/// and past about 292 million years the arithmetic would wrap.
+const MAX_WINDOW_SECONDS: u64 = 366 * 24 * 3600;
+
 fn active_since_ms(window_seconds: u64) -> i64 {
     Utc::now().timestamp_millis() - (window_seconds as i64).saturating_mul(1000)
 }
@@ -52,6 +56,11 @@ pub async fn active_users(
     query: web::Query<ActiveUsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let window = query.window_seconds.unwrap_or(state.active_window_seconds);
+    if window > MAX_WINDOW_SECONDS {
+        return Err(ApiError::BadRequest(format!(
+            "windowSeconds must be at most {MAX_WINDOW_SECONDS} (366 days); got {window}"
+        )));
+    }
     if window == 0 {
         return Err(ApiError::BadRequest(
             "windowSeconds must be at least 1".into(),
@@ -107,7 +116,7 @@ pub async fn user(
     let summary = state
         .read_model
         .user(&user_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no events of user {user_id:?}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no events of user {:?}", user_id.as_str())))?;
     let mut body = json!(summary);
     body["lastSeen"] = DateTime::<Utc>::from_timestamp_millis(summary.last_seen_ms)
         .map_or(Value::Null, |t| {

@@ -46,6 +46,25 @@ impl RequestMetrics {
     }
 }
 
+/// A method as a label: the standard ones by name, anything else (a
+/// client may send any token, of any length) as `other`, so no caller can
+/// grow the number of series.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// The middleware: times every request through to its response.
 pub async fn record(
     req: ServiceRequest,
@@ -55,7 +74,7 @@ pub async fn record(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_string();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     // Probes and scrapes come every few seconds and say nothing: untraced.
     let probe = route.starts_with("/health") || route == "/metrics";

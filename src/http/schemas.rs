@@ -15,14 +15,17 @@ pub async fn list() -> HttpResponse {
             json!({
                 "kind": kind.as_str(),
                 "version": version,
-                "current": version == schema::CURRENT_VERSION,
+                "current": version == kind.current_version(),
                 "path": format!("/v1/schemas/{}/{version}", kind.as_str()),
             })
         })
         .collect();
     HttpResponse::Ok().json(json!({
         "header": arus_actors::source::SCHEMA_VERSION_HEADER,
-        "currentVersion": schema::CURRENT_VERSION,
+        "currentVersions": Kind::ALL
+            .into_iter()
+            .map(|k| (k.as_str(), k.current_version()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
         "schemas": schemas,
     }))
 }

@@ -15,7 +15,7 @@ use arus_config::Settings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::client_config;
 use crate::health::Health;
@@ -138,6 +138,9 @@ pub fn restore(
         .context("creating the restore consumer")?;
     let mut latest: HashMap<Vec<u8>, StateUpdate> = HashMap::new();
     let limit = Duration::from_millis(settings.consumer.restore_timeout_ms);
+    // A record that does not decode fails the restore: state without it
+    // is not state to count on.
+    let mut unreadable: Option<anyhow::Error> = None;
     read_to_end(
         &consumer,
         &topic,
@@ -155,11 +158,20 @@ pub fn restore(
                     latest.remove(&key);
                 }
                 Err(error) => {
-                    warn!(partition = message.partition(), offset = message.offset(), %error, "skipped changelog record")
+                    if unreadable.is_none() {
+                        unreadable = Some(anyhow::anyhow!(
+                            "changelog partition {} offset {} cannot be read: {error}",
+                            message.partition(),
+                            message.offset()
+                        ));
+                    }
                 }
             }
         },
     )?;
+    if let Some(error) = unreadable {
+        return Err(error.context("restoring state from the changelog"));
+    }
     Ok(latest.into_values().collect())
 }
 
@@ -259,7 +271,8 @@ impl Feed<'_> {
                             }
                         }
                         Err(error) => {
-                            warn!(partition = m.partition(), offset = m.offset(), %error, "skipped changelog record")
+                            health.unreadable_changelog_record();
+                            error!(partition = m.partition(), offset = m.offset(), %error, "changelog record cannot be read; not ready until this is looked into")
                         }
                     },
                     Err(error) => warn!(%error, "changelog read error"),

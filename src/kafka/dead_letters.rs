@@ -109,6 +109,20 @@ impl StoredLetter {
 
 /// The dead letters at exactly these (partition, offset) places; `None`
 /// where there is none (a transaction marker, or past the end). Blocking.
+/// The partitions of the dead-letter topic, from the broker's metadata.
+pub fn partitions(settings: &Settings, brokers: &str) -> anyhow::Result<Vec<i32>> {
+    let k = &settings.kafka;
+    let consumer: BaseConsumer =
+        client_config::changelog_reader(settings, brokers, "dead-letter-partitions")
+            .create()
+            .context("creating the dead-letter metadata client")?;
+    super::changelog_reader::partitions_of(
+        &consumer,
+        &k.topic_name(&k.topics.error_events),
+        Duration::from_millis(k.admin_timeout_ms),
+    )
+}
+
 pub fn fetch(
     settings: &Settings,
     brokers: &str,

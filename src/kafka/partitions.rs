@@ -537,10 +537,11 @@ impl Partitions {
                 let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
                 let dead = DeadLetters::new(source, marks.remove(&source));
                 let policy = (&self.settings.retry).into();
+                let bounds = (&self.settings.windows).into();
                 // Supervised: one that stops is started again on the same
                 // address (see arus_actors::supervision).
                 let actor = Supervisor::start_in_arbiter(&self.arbiter, move |_| {
-                    PartitionConsumer::new(source, router, stats, dedupe, dead, policy)
+                    PartitionConsumer::new(source, router, stats, dedupe, dead, policy, bounds)
                 });
                 if let Some(slot) = slots.get_mut(&source) {
                     slot.actor = Some(actor);

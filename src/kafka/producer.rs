@@ -169,7 +169,24 @@ struct Outgoing<'a> {
     key: Option<&'a [u8]>,
     payload: Option<&'a [u8]>,
     headers: OwnedHeaders,
+    timestamp_ms: Option<i64>,
 }
+
+/// What ingest stamps on each record of a request: the schema version its
+/// events were checked against, and the time they were checked at as the
+/// record's timestamp, so the consumer's check of an event's time against
+/// its record's is the very check ingest made.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub schema_version: &'static str,
+    pub timestamp_ms: i64,
+}
+
+/// The most bytes a record's framing adds to its key, value and headers in
+/// librdkafka's size check (`message.max.bytes` bounds the whole): a
+/// record batch header (61) and a record's varints and attributes, with
+/// room to spare.
+pub const RECORD_OVERHEAD: usize = 128;
 
 /// Broker errors in a row (not timeouts, not full queues) after which the
 /// producer is recreated.
@@ -225,8 +242,26 @@ impl EventProducer {
         key: &str,
         payload: &[u8],
         correlation_id: &str,
+        stamp: Stamp,
     ) -> Result<Written, ProduceError> {
-        only(self.send_all(topic, [(key, payload)], correlation_id).await)
+        only(
+            self.send_all(topic, [(key, payload)], correlation_id, stamp)
+                .await,
+        )
+    }
+
+    /// The bytes of arus's headers on a record of this producer, as
+    /// librdkafka counts them toward `message.max.bytes` (names and
+    /// values), without the trace context.
+    pub fn header_bytes(&self, correlation_id: &str, stamp: Stamp) -> usize {
+        "correlation-id".len()
+            + correlation_id.len()
+            + "source".len()
+            + self.source.len()
+            + arus_actors::source::SCHEMA_VERSION_HEADER.len()
+            + stamp.schema_version.len()
+            // traceparent and tracestate, when tracing is on.
+            + if crate::telemetry::tracing_on() { 512 } else { 0 }
     }
 
     /// Writes records (key, value) to `topic`, each with arus's headers,
@@ -237,6 +272,7 @@ impl EventProducer {
         topic: &str,
         records: impl IntoIterator<Item = (&'r str, &'r [u8])>,
         correlation_id: &str,
+        stamp: Stamp,
     ) -> Vec<Result<Written, ProduceError>> {
         let traced = crate::telemetry::tracing_on();
         let mut spans = Vec::new();
@@ -254,7 +290,7 @@ impl EventProducer {
                     })
                     .insert(Header {
                         key: arus_actors::source::SCHEMA_VERSION_HEADER,
-                        value: Some(arus_actors::schema::CURRENT_VERSION),
+                        value: Some(stamp.schema_version),
                     });
                 if traced {
                     let span = publish_span(topic, key);
@@ -273,6 +309,7 @@ impl EventProducer {
                     key: Some(key.as_bytes()),
                     payload: Some(payload),
                     headers,
+                    timestamp_ms: Some(stamp.timestamp_ms),
                 }
             })
             .collect();
@@ -302,6 +339,7 @@ impl EventProducer {
             key,
             payload,
             headers: records::owned_headers_of(headers),
+            timestamp_ms: None,
         };
         only(self.deliver(vec![record]).await)
     }
@@ -318,7 +356,7 @@ impl EventProducer {
                 partition: r.partition,
                 payload: r.payload,
                 key: r.key,
-                timestamp: None,
+                timestamp: r.timestamp_ms,
                 headers: Some(r.headers),
                 delivery_opaque: Box::new(Ticket {
                     pending: Arc::clone(&pending),

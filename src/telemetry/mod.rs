@@ -22,9 +22,9 @@
 mod http_client;
 pub mod propagation;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use arus_config::TelemetrySettings;
@@ -34,7 +34,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -50,15 +50,52 @@ pub fn tracing_on() -> bool {
     TRACING.load(Ordering::Relaxed)
 }
 
+/// The levels: `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
 fn log_filter() -> EnvFilter {
-    EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"))
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+}
+
+/// Everything at info and above, arus's own lines and its libraries'
+/// (librdkafka's own log lines come through rdkafka at their level).
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// actix-http logs every connection that sends something that is not HTTP
+/// (a malformed request line, a TLS ClientHello) as an ERROR from its
+/// dispatcher, one line per connection: anyone could fill the log. Such
+/// lines pass at most once per [`STREAM_ERROR_EVERY`]; `/metrics` counts
+/// those held back.
+const STREAM_ERROR_TARGET: &str = "actix_http::h1::dispatcher";
+const STREAM_ERROR_EVERY: Duration = Duration::from_secs(60);
+
+static STREAM_ERRORS_HELD: AtomicU64 = AtomicU64::new(0);
+static STREAM_ERROR_LAST: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Whether a log line may pass: all do but the dispatcher's errors, which
+/// pass once a minute.
+fn not_a_flood(meta: &tracing::Metadata<'_>) -> bool {
+    if !meta.is_event() || meta.target() != STREAM_ERROR_TARGET {
+        return true;
+    }
+    let mut last = STREAM_ERROR_LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    if last.is_some_and(|at| now.duration_since(at) < STREAM_ERROR_EVERY) {
+        STREAM_ERRORS_HELD.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+/// Dispatcher errors held back since start (`/metrics`).
+pub fn stream_errors_held() -> u64 {
+    STREAM_ERRORS_HELD.load(Ordering::Relaxed)
 }
 
 fn pretty_logs() -> Box<dyn Layer<Registry> + Send + Sync> {
     tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_filter(log_filter())
+        .with_filter(filter_fn(not_a_flood))
         .boxed()
 }
 
@@ -77,6 +114,7 @@ pub fn init_from(settings: &TelemetrySettings, instance_id: &str) -> anyhow::Res
         tracing_subscriber::fmt::layer()
             .event_format(JsonLines)
             .with_filter(log_filter())
+            .with_filter(filter_fn(not_a_flood))
             .boxed()
     } else {
         pretty_logs()

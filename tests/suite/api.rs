@@ -256,24 +256,32 @@ async fn the_event_schemas_are_served_as_in_their_files() {
         listed,
         json!({
             "header": "schema-version",
-            "currentVersion": "1",
+            "currentVersions": {"user-event": "1", "page-view": "2"},
             "schemas": [
                 {"kind": "user-event", "version": "1", "current": true, "path": "/v1/schemas/user-event/1"},
-                {"kind": "page-view", "version": "1", "current": true, "path": "/v1/schemas/page-view/1"},
+                {"kind": "page-view", "version": "1", "current": false, "path": "/v1/schemas/page-view/1"},
+                {"kind": "page-view", "version": "2", "current": true, "path": "/v1/schemas/page-view/2"},
             ]
         })
     );
-    for (kind, file) in [
+    for (kind, version, file) in [
         (
             "user-event",
+            1,
             include_str!("../../config/schemas/user-event.v1.json"),
         ),
         (
             "page-view",
+            1,
             include_str!("../../config/schemas/page-view.v1.json"),
         ),
+        (
+            "page-view",
+            2,
+            include_str!("../../config/schemas/page-view.v2.json"),
+        ),
     ] {
-        let (status, document) = app.get(&format!("/v1/schemas/{kind}/1")).await;
+        let (status, document) = app.get(&format!("/v1/schemas/{kind}/{version}")).await;
         assert_eq!(status, 200, "{document}");
         let expected: Value = serde_json::from_str(file).expect("the file is JSON");
         assert_eq!(document, expected);

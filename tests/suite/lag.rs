@@ -105,7 +105,7 @@ async fn lag_past_the_threshold_alerts_once_and_resolves_once() {
 
     send(&app, 0, 400, 200).await;
     assert_counted_exactly(&app, 400).await;
-    app.wait_for("/v1/lag", WAIT, |l| {
+    app.wait_for_with("/v1/lag", Some(ADMIN), WAIT, |l| {
         l["totalLag"] == json!(0) && sum_of(&l["partitions"], &user_events, "end") == 400
     })
     .await;
@@ -127,7 +127,9 @@ async fn lag_past_the_threshold_alerts_once_and_resolves_once() {
     let produced = Instant::now();
     send(&app, 400, 3_400, 500).await;
     let lag = app
-        .wait_for("/v1/lag", WAIT, |l| l["totalLag"] == json!(3_000))
+        .wait_for_with("/v1/lag", Some(ADMIN), WAIT, |l| {
+            l["totalLag"] == json!(3_000)
+        })
         .await;
     assert_eq!(
         sum_of(&lag["partitions"], &user_events, "lag"),
@@ -156,7 +158,9 @@ async fn lag_past_the_threshold_alerts_once_and_resolves_once() {
         "the breaker let a call through before webhook_open_ms"
     );
     let lag = app
-        .wait_for("/v1/lag", WAIT, |l| l["alertFiring"] == json!(true))
+        .wait_for_with("/v1/lag", Some(ADMIN), WAIT, |l| {
+            l["alertFiring"] == json!(true)
+        })
         .await;
     let oldest = lag["partitions"]
         .as_array()
@@ -196,7 +200,7 @@ async fn lag_past_the_threshold_alerts_once_and_resolves_once() {
     assert_counted_exactly(&app, 3_400).await;
     let got = wait_calls(&calls, 4, WAIT).await;
     assert_eq!(got[3].1["status"], json!("resolved"), "{:?}", got[3]);
-    app.wait_for("/v1/lag", WAIT, |l| {
+    app.wait_for_with("/v1/lag", Some(ADMIN), WAIT, |l| {
         l["totalLag"] == json!(0) && l["alertFiring"] == json!(false)
     })
     .await;

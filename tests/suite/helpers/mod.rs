@@ -244,9 +244,23 @@ impl TestApp {
         limit: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_for_with(path, None, limit, done).await
+    }
+
+    /// [`Self::wait_for`], sending `header` (a token) with each request.
+    pub async fn wait_for_with(
+        &self,
+        path: &str,
+        header: Option<(&str, &str)>,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let start = Instant::now();
         loop {
-            let (status, body) = self.get(path).await;
+            let (status, body) = match header {
+                Some(header) => self.get_with(path, header).await,
+                None => self.get(path).await,
+            };
             if status == 200 && done(&body) {
                 return body;
             }

@@ -50,9 +50,26 @@ pub fn tracing_on() -> bool {
     TRACING.load(Ordering::Relaxed)
 }
 
-/// The levels: `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
+/// The levels: `RUST_LOG`, else [`DEFAULT_LOG_FILTER`]. A `RUST_LOG` that
+/// is set but empty (`RUST_LOG=` in a unit file or a shell) counts as
+/// unset: read as a filter it has no directives and shows errors only, so
+/// the embedded broker's warning, among others, would never show. One
+/// that does not parse is said so on stderr, and the default applies.
 fn log_filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+    filter_from(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+fn filter_from(rust_log: Option<&str>) -> EnvFilter {
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        None => EnvFilter::new(DEFAULT_LOG_FILTER),
+        Some(value) => EnvFilter::try_new(value).unwrap_or_else(|error| {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("RUST_LOG={value:?} is not a log filter ({error}); logging at {DEFAULT_LOG_FILTER}");
+            }
+            EnvFilter::new(DEFAULT_LOG_FILTER)
+        }),
+    }
 }
 
 /// Everything at info and above, arus's own lines and its libraries'
@@ -77,9 +94,16 @@ fn not_a_flood(meta: &tracing::Metadata<'_>) -> bool {
         return true;
     }
     let mut last = STREAM_ERROR_LAST.lock().unwrap_or_else(|p| p.into_inner());
-    let now = Instant::now();
-    if last.is_some_and(|at| now.duration_since(at) < STREAM_ERROR_EVERY) {
+    let pass = once_per_period(&mut last, Instant::now());
+    if !pass {
         STREAM_ERRORS_HELD.fetch_add(1, Ordering::Relaxed);
+    }
+    pass
+}
+
+/// Whether a line at `now` passes when the last one passed at `last`.
+fn once_per_period(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|at| now.duration_since(at) < STREAM_ERROR_EVERY) {
         return false;
     }
     *last = Some(now);
@@ -375,5 +399,33 @@ mod tests {
         assert_eq!(lines[1]["trace_id"], trace_id.as_str());
         assert_eq!(lines[1]["span_id"], span_id.as_str());
         assert_eq!(trace_id.len(), 32);
+    }
+
+    #[test]
+    fn an_empty_rust_log_is_the_default_and_not_errors_only() {
+        let level = |v: Option<&str>| filter_from(v).max_level_hint();
+        assert_eq!(level(None), Some(LevelFilter::INFO));
+        assert_eq!(level(Some("")), Some(LevelFilter::INFO));
+        assert_eq!(level(Some("  ")), Some(LevelFilter::INFO));
+        assert_eq!(level(Some("debug")), Some(LevelFilter::DEBUG));
+        // What an empty filter would have been: errors only.
+        assert_eq!(
+            EnvFilter::new("").max_level_hint(),
+            Some(LevelFilter::ERROR)
+        );
+    }
+
+    #[test]
+    fn dispatcher_errors_pass_once_a_minute() {
+        let start = Instant::now();
+        let mut last = None;
+        let passed: Vec<bool> = [0, 1, 30, 59, 60, 61, 119, 120]
+            .iter()
+            .map(|s| once_per_period(&mut last, start + Duration::from_secs(*s)))
+            .collect();
+        assert_eq!(
+            passed,
+            vec![true, false, false, false, true, false, false, true]
+        );
     }
 }

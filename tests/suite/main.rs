@@ -12,6 +12,7 @@ mod dead_letters;
 mod embedded;
 mod exactly_once;
 mod fencing;
+mod hardening;
 mod ingest_properties;
 mod kafka_auth;
 mod lag;

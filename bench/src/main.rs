@@ -105,7 +105,9 @@ fn event(i: usize, with_id: bool) -> Value {
         "eventId": uuid::Uuid::new_v4(),
         "userId": format!("user-{:06}", i % 50_000),
         "eventType": kind,
-        "timestamp": "2026-11-24T12:00:00.000Z",
+        // Now, as a client would send it: arus refuses event times more
+        // than windows.max_past_ms (7 days) behind the time of ingest.
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "metadata": {"sku": format!("SKU-{:06}", i % 9973), "amount": 42.5, "device": "mobile"}
     });
     if !with_id {

@@ -159,3 +159,212 @@ async fn random_bodies_never_get_a_5xx() {
     assert!(seen.get(&400).copied().unwrap_or(0) > 200, "{seen:?}");
     app.stop().await;
 }
+
+/// A number as a client might send it: ordinary, at the bounds, far past
+/// them, or not one a float holds.
+fn number(rng: &mut Rng) -> String {
+    let pool = [
+        "0",
+        "-0",
+        "1",
+        "30",
+        "2.50",
+        "1e9",
+        "1000000000",
+        "1000000000.5",
+        "1e308",
+        "-1",
+        "1e-300",
+        "123456789012345678901234567890",
+        "18446744073709551616",
+        "0.1",
+    ];
+    rng.pick(&pool).to_string()
+}
+
+/// Property: every event answered 201 is counted, whatever numbers and
+/// sizes it carries (the page views with overflowing durations vanished:
+/// the sum of a page's durations became infinite and its state unreadable).
+/// Page views and user events with random durations, metadata numbers and
+/// metadata sizes (up to past Kafka's record limit), singly and in batches;
+/// afterwards the counts equal the 201s exactly.
+#[actix_web::test]
+async fn every_accepted_event_is_counted_whatever_its_numbers_and_size() {
+    let app = spawn_app(&[]).await;
+    let (mut users_accepted, mut views_accepted) = (0u64, 0u64);
+    let mut statuses = std::collections::BTreeMap::new();
+    for seed in 1..=240u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let size = match rng.below(10) {
+            0 => 900_000 + rng.below(200_000),
+            1 => rng.below(50_000),
+            _ => rng.below(100),
+        };
+        let blob = "x".repeat(size);
+        let n = number(&mut rng);
+        let (path, body, events) = match rng.below(3) {
+            0 => (
+                "/events/page-view",
+                format!(
+                    r#"{{"userId":"p{}","url":"/n/{}","duration":{n}}}"#,
+                    rng.below(20),
+                    rng.below(5)
+                ),
+                (0, 1),
+            ),
+            1 => (
+                "/events/user-event",
+                format!(
+                    r#"{{"userId":"u{}","eventType":"view","metadata":{{"n":{n},"b":"{blob}"}}}}"#,
+                    rng.below(20)
+                ),
+                (1, 0),
+            ),
+            _ => {
+                let k = 1 + rng.below(4);
+                let items: Vec<String> = (0..k)
+                    .map(|i| {
+                        let b = if i == 0 { blob.as_str() } else { "" };
+                        format!(
+                            r#"{{"userId":"b{}","eventType":"login","metadata":{{"n":{},"b":"{b}"}}}}"#,
+                            rng.below(20),
+                            number(&mut rng)
+                        )
+                    })
+                    .collect();
+                (
+                    "/events/batch-events",
+                    format!("[{}]", items.join(",")),
+                    (k as u64, 0),
+                )
+            }
+        };
+        let (status, answer) = app.post_raw(path, body).await;
+        assert!(
+            matches!(status, 201 | 400 | 413),
+            "seed {seed}: {path} answered {status} {answer}"
+        );
+        if status == 201 {
+            users_accepted += events.0;
+            views_accepted += events.1;
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    // Each side of every check was reached.
+    for status in [201, 400, 413] {
+        assert!(
+            statuses.get(&status).copied().unwrap_or(0) > 5,
+            "{statuses:?}"
+        );
+    }
+    let counted = app
+        .wait_for("/events/analytics", helpers::workload::WAIT, |b| {
+            b["totalEvents"].as_u64() == Some(users_accepted) && b["lag"] == serde_json::json!(0)
+        })
+        .await;
+    let pages = app
+        .wait_for(
+            "/events/analytics/top-pages?limit=100",
+            helpers::workload::WAIT,
+            |b| {
+                b["topPages"].as_array().is_some_and(|p| {
+                    p.iter().filter_map(|p| p["views"].as_u64()).sum::<u64>() == views_accepted
+                })
+            },
+        )
+        .await;
+    assert_eq!(counted["totalEvents"], json!(users_accepted));
+    assert!(pages["topPages"].as_array().is_some_and(|p| !p.is_empty()));
+    let (status, _) = app.get("/health/ready").await;
+    assert_eq!(status, 200, "nothing in the changelog failed to read");
+    app.stop().await;
+}
+
+/// Property: whatever request line and headers a client sends, the answer
+/// is never a 5xx and never a hang, and `/metrics` grows by a bounded
+/// number of series (no method, path or header becomes a label).
+#[actix_web::test]
+async fn random_request_lines_and_headers_never_get_a_5xx_nor_grow_metrics() {
+    let app = spawn_app(&[]).await;
+    let (_, before) = app.get_text("/metrics").await;
+    let methods = [
+        "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "get", "BREW",
+        "M-SEARCH", "QWERTYUI",
+    ];
+    let paths = [
+        "/events/stats",
+        "/events/user-event",
+        "/events/batch-events",
+        "/events/analytics/users/%00",
+        "/health/ready",
+        "/metrics",
+        "/v1/lag",
+        "/v1/schemas/page-view/2",
+        "/nowhere",
+        "/events/analytics/active-users?windowSeconds=99999999999999999999",
+        "*",
+    ];
+    let names = [
+        "x-a",
+        "content-type",
+        "content-length",
+        "authorization",
+        "x-forwarded-for",
+        "cookie",
+    ];
+    let values = [
+        "1",
+        "",
+        "bearer x",
+        "text/plain",
+        "999999999",
+        "\u{7f}",
+        "a,b,c",
+    ];
+    let mut statuses = std::collections::BTreeMap::new();
+    for seed in 1..=150u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let method = if rng.below(4) == 0 {
+            (0..1 + rng.below(40))
+                .map(|_| (b'A' + rng.below(26) as u8) as char)
+                .collect()
+        } else {
+            rng.pick(&methods).to_string()
+        };
+        let mut request = format!("{method} {} HTTP/1.1\r\nhost: x\r\n", rng.pick(&paths));
+        for _ in 0..rng.below(4) {
+            let value = if rng.below(6) == 0 {
+                "v".repeat(rng.below(9_000))
+            } else {
+                rng.pick(&values).to_string()
+            };
+            request.push_str(&format!("{}: {value}\r\n", rng.pick(&names)));
+        }
+        request.push_str("connection: close\r\n\r\n");
+        let answer = crate::hardening::raw_http(
+            &app.address,
+            request.as_bytes(),
+            std::time::Duration::from_secs(5),
+        );
+        let status = crate::hardening::status_of(&answer);
+        assert!(
+            status < 500,
+            "seed {seed}: {status} for {:?}",
+            request.chars().take(200).collect::<String>()
+        );
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert!(
+        statuses.keys().filter(|s| **s >= 200).count() >= 4,
+        "{statuses:?}"
+    );
+    let (_, after) = app.get_text("/metrics").await;
+    let grown = after.lines().count().saturating_sub(before.lines().count());
+    // Each (route, folded method, status) series is 17 lines; the routes,
+    // ten methods and a few statuses bound it well under this.
+    assert!(grown < 2_500, "{grown} lines more, {statuses:?}");
+    for method in ["BREW", "QWERTYUI", "M-SEARCH", "get"] {
+        assert!(!after.contains(&format!("method=\"{method}\"")), "{method}");
+    }
+    app.stop().await;
+}

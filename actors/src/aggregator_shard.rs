@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use crate::event::Event;
+use crate::metric_kind::MetricKind;
 use crate::metrics::Metric;
 use crate::source::SourcePartition;
 use crate::state::StateUpdate;
@@ -39,7 +40,7 @@ pub struct ApplyOutcome {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("shard {shard} of {metric} refused the batch: {reason}")]
 pub struct ShardRefused {
-    pub metric: &'static str,
+    pub metric: MetricKind,
     pub shard: usize,
     pub reason: &'static str,
 }
@@ -97,7 +98,7 @@ impl<M: Metric> Supervised for AggregatorShard<M> {
         self.state = M::default();
         self.out_until = None;
         self.restarts
-            .record(&format!("shard {}/{}", M::NAME, self.index));
+            .record(&format!("shard {}/{}", M::KIND, self.index));
     }
 }
 
@@ -105,7 +106,7 @@ impl<M: Metric> Handler<Stop> for AggregatorShard<M> {
     type Result = ();
 
     fn handle(&mut self, _msg: Stop, ctx: &mut Self::Context) {
-        warn!(metric = M::NAME, shard = self.index, "injected stop");
+        warn!(metric = %M::KIND, shard = self.index, "injected stop");
         ctx.stop();
     }
 }
@@ -118,7 +119,7 @@ impl<M: Metric> Actor for AggregatorShard<M> {
         // falls behind, which in turn holds back the poll loop.
         ctx.set_mailbox_capacity(self.mailbox_capacity);
         debug!(
-            metric = M::NAME,
+            metric = %M::KIND,
             shard = self.index,
             "aggregator shard started"
         );
@@ -131,7 +132,7 @@ impl<M: Metric> Handler<Apply> for AggregatorShard<M> {
     fn handle(&mut self, msg: Apply, _ctx: &mut Self::Context) -> Self::Result {
         if self.out_until.is_some_and(|until| Instant::now() < until) {
             return MessageResult(Err(ShardRefused {
-                metric: M::NAME,
+                metric: M::KIND,
                 shard: self.index,
                 reason: "injected outage",
             }));
@@ -143,8 +144,8 @@ impl<M: Metric> Handler<Apply> for AggregatorShard<M> {
                 tracing::info_span!(
                     parent: parent,
                     "apply",
-                    otel.name = %format!("apply {}", M::NAME),
-                    metric = M::NAME,
+                    otel.name = %format!("apply {}", M::KIND),
+                    metric = %M::KIND,
                     shard = self.index,
                     offset = *offset,
                 )
@@ -165,7 +166,7 @@ impl<M: Metric> Handler<Crash> for AggregatorShard<M> {
 
     #[allow(clippy::panic)]
     fn handle(&mut self, _msg: Crash, _ctx: &mut Self::Context) {
-        panic!("injected panic in shard {} of {}", self.index, M::NAME);
+        panic!("injected panic in shard {} of {}", self.index, M::KIND);
     }
 }
 
@@ -174,7 +175,7 @@ impl<M: Metric> Handler<Outage> for AggregatorShard<M> {
 
     fn handle(&mut self, msg: Outage, _ctx: &mut Self::Context) {
         warn!(
-            metric = M::NAME,
+            metric = %M::KIND,
             shard = self.index,
             ms = msg.0.as_millis() as u64,
             "injected outage: refusing every batch"

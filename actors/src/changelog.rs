@@ -20,10 +20,10 @@ use serde::{Deserialize, Deserializer};
 use std::fmt::Write as _;
 
 use crate::event::EventType;
+use crate::metric_kind::{EntryKind, MetricKind};
 use crate::source::{InputTopic, SourcePartition};
 use crate::state::{
     Counter, DeadLetterMark, PageStats, SeenEntry, SessionState, StateUpdate, UserActivity,
-    SEEN_IDS,
 };
 
 /// A changelog record ready to send.
@@ -52,7 +52,7 @@ pub fn key(update: &StateUpdate) -> String {
 fn write_key(update: &StateUpdate, out: &mut String) {
     let (metric, key) = update.route();
     let source = update.source();
-    out.push_str(metric);
+    out.push_str(metric.as_str());
     out.push('/');
     out.push_str(source.topic.as_str());
     out.push('/');
@@ -119,31 +119,31 @@ pub fn decode(
         .and_then(parse_key)
         .ok_or_else(unnamed)?;
     Ok(Some(match metric {
-        "event-counts" => StateUpdate::EventCount {
+        EntryKind::Metric(MetricKind::EventCounts) => StateUpdate::EventCount {
             source,
             event_type: EventType::parse(entry_key).ok_or_else(unnamed)?,
             entry: serde_json::from_slice(value)?,
         },
-        "users" => StateUpdate::User {
+        EntryKind::Metric(MetricKind::Users) => StateUpdate::User {
             source,
             user_id: entry_key.to_owned(),
             entry: serde_json::from_slice(value)?,
         },
-        "top-pages" => StateUpdate::Page {
+        EntryKind::Metric(MetricKind::TopPages) => StateUpdate::Page {
             source,
             url: entry_key.to_owned(),
             entry: serde_json::from_slice(value)?,
         },
-        "sessions" => StateUpdate::Session {
+        EntryKind::Metric(MetricKind::Sessions) => StateUpdate::Session {
             source,
             user_id: entry_key.to_owned(),
             entry: serde_json::from_slice(value)?,
         },
-        "dead-letters" if entry_key.is_empty() => StateUpdate::DeadLetters {
+        EntryKind::DeadLetters if entry_key.is_empty() => StateUpdate::DeadLetters {
             source,
             entry: serde_json::from_slice(value)?,
         },
-        SEEN_IDS => StateUpdate::SeenIds {
+        EntryKind::SeenIds => StateUpdate::SeenIds {
             source,
             bucket: entry_key.parse().map_err(|_| unnamed())?,
             ids: serde_json::from_slice(value)?,
@@ -158,7 +158,7 @@ pub fn decode(
 /// decoding them (a bucket holds up to 2,000 ids: most of the changelog's
 /// bytes when clients send eventIds).
 pub fn holds_seen_ids(key: &[u8]) -> bool {
-    key.strip_prefix(SEEN_IDS.as_bytes())
+    key.strip_prefix(EntryKind::SeenIds.as_str().as_bytes())
         .is_some_and(|rest| rest.first() == Some(&b'/'))
 }
 
@@ -306,7 +306,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
 /// entry's own key (which may itself hold `/`, as URLs do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryKey<'a> {
-    pub metric: &'a str,
+    pub metric: EntryKind,
     pub source: SourcePartition,
     pub key: &'a str,
 }
@@ -314,7 +314,7 @@ pub struct EntryKey<'a> {
 /// Reads a key written by [`key`]; `None` for anything else.
 pub fn parse_key(key: &str) -> Option<EntryKey<'_>> {
     let mut parts = key.splitn(4, '/');
-    let metric = parts.next()?;
+    let metric = EntryKind::parse(parts.next()?)?;
     let topic = InputTopic::parse(parts.next()?)?;
     let partition = parts.next()?.parse().ok()?;
     let key = parts.next()?;

@@ -31,7 +31,7 @@ pub struct DeadLetter {
     pub attempt: u32,
     /// For an event whose retries ran out: the one metric it still lacks
     /// (a replay sends it back through the retry topic for that metric only).
-    pub metric: Option<&'static str>,
+    pub metric: Option<crate::metric_kind::MetricKind>,
 }
 
 impl DeadLetter {

@@ -30,6 +30,7 @@ pub mod dedupe;
 pub mod event;
 pub mod event_time;
 pub mod json;
+pub mod metric_kind;
 pub mod metrics;
 mod partition_consumer;
 pub mod read_model;
@@ -44,10 +45,11 @@ pub mod supervision;
 pub use aggregator_shard::{
     AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Outage, Restore, ShardRefused,
 };
+pub use metric_kind::{EntryKind, MetricKind};
 pub use partition_consumer::{
     decode, BatchOutcome, DecodeError, ErrorClass, FlushPartition, PartitionConsumer,
     PartitionFlush, ProcessBatch, ProcessError,
 };
 pub use read_model::ReadModel;
-pub use router::{key_hash, BreakerView, MetricSet, Router, METRICS};
+pub use router::{key_hash, BreakerView, MetricSet, Router};
 pub use stats::{ConsumerStats, Histogram, HistogramSnapshot};

@@ -2,13 +2,14 @@
 //! an [`AggregatorShard`](crate::AggregatorShard) runs for the keys routed to it.
 
 use crate::event::{Event, EventType};
+use crate::metric_kind::MetricKind;
 use crate::source::SourcePartition;
 use crate::state::{Counter, PageStats, SessionState, StateUpdate, Table, UserActivity};
 
 /// One metric's state for the keys of one shard.
 pub trait Metric: Default + Unpin + Send + 'static {
-    /// The metric's name in logs and metrics.
-    const NAME: &'static str;
+    /// Which metric it is (its name in logs, metrics and changelog keys).
+    const KIND: MetricKind;
 
     /// The key this metric routes an event by, or `None` when it ignores the event.
     fn shard_key(event: &Event) -> Option<&str>;
@@ -33,7 +34,7 @@ pub trait Metric: Default + Unpin + Send + 'static {
 pub struct EventCounts(Table<EventType, Counter>);
 
 impl Metric for EventCounts {
-    const NAME: &'static str = "event-counts";
+    const KIND: MetricKind = MetricKind::EventCounts;
 
     fn shard_key(event: &Event) -> Option<&str> {
         match event {
@@ -80,7 +81,7 @@ impl Metric for EventCounts {
 pub struct Users(Table<String, UserActivity>);
 
 impl Metric for Users {
-    const NAME: &'static str = "users";
+    const KIND: MetricKind = MetricKind::Users;
 
     fn shard_key(event: &Event) -> Option<&str> {
         Some(event.user_id())
@@ -132,7 +133,7 @@ impl Metric for Users {
 pub struct TopPages(Table<String, PageStats>);
 
 impl Metric for TopPages {
-    const NAME: &'static str = "top-pages";
+    const KIND: MetricKind = MetricKind::TopPages;
 
     fn shard_key(event: &Event) -> Option<&str> {
         match event {
@@ -172,7 +173,7 @@ impl Metric for TopPages {
 pub struct Sessions(Table<String, SessionState>);
 
 impl Metric for Sessions {
-    const NAME: &'static str = "sessions";
+    const KIND: MetricKind = MetricKind::Sessions;
 
     fn shard_key(event: &Event) -> Option<&str> {
         match event {

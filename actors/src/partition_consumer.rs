@@ -20,8 +20,9 @@ use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::dedupe::{Dedupe, SeenChanges};
 use crate::event::{Defaults, Event, PageView, UserEvent, ValidationError};
 use crate::event_time::TimeBounds;
+use crate::metric_kind::MetricKind;
 use crate::retry::{handoff_id, Origin, Retried, RetryHeaderError, RetryPolicy, RetryRecord};
-use crate::router::{Hop, MetricSet, Routed, Router, METRICS};
+use crate::router::{Hop, MetricSet, Routed, Router};
 use crate::schema;
 use crate::source::{InputTopic, RawRecord, SourcePartition, SCHEMA_VERSION_HEADER};
 use crate::state::StateUpdate;
@@ -95,14 +96,14 @@ impl ErrorClass {
 pub enum ProcessError {
     #[error("aggregator shard {shard} of {metric} is gone: {source}")]
     ShardUnavailable {
-        metric: &'static str,
+        metric: MetricKind,
         shard: usize,
         source: MailboxError,
     },
     #[error(transparent)]
     ShardRefused(#[from] ShardRefused),
     #[error("the breaker of shard {shard} of {metric} is open")]
-    BreakerOpen { metric: &'static str, shard: usize },
+    BreakerOpen { metric: MetricKind, shard: usize },
 }
 
 impl ProcessError {
@@ -298,13 +299,13 @@ struct Tracked {
     /// 1 for an input record; a retry record's attempt header otherwise.
     try_number: u32,
     /// For a retry record: its metric and its seen-set id, marked once applied.
-    retried: Option<(&'static str, String)>,
+    retried: Option<(MetricKind, String)>,
 }
 
 /// An event hop that did not happen, by record offset.
 struct Failed {
     offset: i64,
-    metric: &'static str,
+    metric: MetricKind,
     message: String,
     /// A replay of a hop handed off before: already in the seen-set.
     replayed: bool,
@@ -393,9 +394,7 @@ impl PartitionConsumer {
             .map_err(DecodeError::from)
             .and_then(|retried| {
                 let event = decode(retried.origin.source.topic, &retried.original)?;
-                let metric = METRICS
-                    .into_iter()
-                    .find(|m| *m == retried.metric)
+                let metric = MetricKind::parse(&retried.metric)
                     .ok_or_else(|| DecodeError::UnknownMetric(retried.metric.clone()))?;
                 Ok((retried, event, metric))
             });
@@ -422,7 +421,7 @@ impl PartitionConsumer {
             try_number: retried.attempt,
             retried: Some((metric, id)),
         };
-        let metrics = MetricSet::only(metric).unwrap_or(MetricSet::ALL);
+        let metrics = MetricSet::only(metric);
         Some((event, tracked, metrics))
     }
 
@@ -458,7 +457,7 @@ impl PartitionConsumer {
                 };
                 if self.dead_letters.add_exhausted(t.offset, letter) {
                     self.stats.retries_exhausted.fetch_add(1, Ordering::Relaxed);
-                    warn!(source = %self.source, offset = t.offset, metric = failure.metric, "retries exhausted: sent to dead-letter topic");
+                    warn!(source = %self.source, offset = t.offset, metric = %failure.metric, "retries exhausted: sent to dead-letter topic");
                 }
                 continue;
             }
@@ -466,7 +465,7 @@ impl PartitionConsumer {
             let seed = (t.origin.offset as u64).rotate_left(17)
                 ^ u64::from(attempt).rotate_left(48)
                 ^ (now_ms as u64)
-                ^ crate::router::key_hash(failure.metric);
+                ^ crate::router::key_hash(failure.metric.as_str());
             let delay = self.policy.delay(attempt, seed);
             if !failure.replayed {
                 self.dedupe
@@ -507,7 +506,7 @@ impl PartitionConsumer {
 }
 
 /// Sends one hop, unless its breaker is open, and tells the breaker how it went.
-async fn send_hop(hop: Hop) -> (&'static str, usize, Result<ApplyOutcome, ProcessError>) {
+async fn send_hop(hop: Hop) -> (MetricKind, usize, Result<ApplyOutcome, ProcessError>) {
     let (metric, shard) = (hop.metric, hop.shard);
     if hop.breaker().permit() == Permit::Refused {
         return (
@@ -565,9 +564,9 @@ impl Handler<ProcessBatch> for PartitionConsumer {
             // A replay of a record handed to the retry topic before: hand it
             // over again rather than apply it here (the retry partition drops
             // the copy it may already have).
-            for (bit, metric) in METRICS.into_iter().enumerate() {
+            for metric in MetricKind::ALL {
                 if handoffs
-                    && metrics.contains(bit)
+                    && metrics.contains(metric)
                     && self.dedupe.contains(&handoff_id(record.offset, metric))
                 {
                     metrics = metrics.without(metric);
@@ -736,7 +735,7 @@ mod tests {
             metrics: MetricSet::ALL,
             trace: None,
         }];
-        let depth = |router: &Router| -> Vec<(&'static str, u64)> {
+        let depth = |router: &Router| -> Vec<(MetricKind, u64)> {
             router
                 .breakers()
                 .iter()
@@ -893,7 +892,7 @@ mod tests {
         let consumer = start_consumer(input, &router, &stats);
         let retrier = start_consumer(retry, &router, &stats);
         router
-            .outage("users", 0, Duration::from_millis(150))
+            .outage(MetricKind::Users, 0, Duration::from_millis(150))
             .await
             .expect("shard exists")
             .expect("delivered");
@@ -914,7 +913,7 @@ mod tests {
         assert!(flushed
             .retries
             .iter()
-            .all(|r| r.metric == "users" && r.attempt == 2));
+            .all(|r| r.metric == MetricKind::Users && r.attempt == 2));
         assert_eq!(
             flushed
                 .retries
@@ -984,7 +983,7 @@ mod tests {
         let consumer = start_consumer(input, &router, &stats);
         let retrier = start_consumer(retry, &router, &stats);
         router
-            .outage("event-counts", 0, Duration::from_secs(60))
+            .outage(MetricKind::EventCounts, 0, Duration::from_secs(60))
             .await
             .expect("shard exists")
             .expect("delivered");
@@ -1003,10 +1002,13 @@ mod tests {
         let view = router.breakers()[0];
         assert_eq!(
             (view.metric, view.state, view.times_opened),
-            ("event-counts", 1, 1)
+            (MetricKind::EventCounts, 1, 1)
         );
         let flushed = consumer.send(FlushPartition).await.expect("flushed");
-        assert!(flushed.retries.iter().all(|r| r.metric == "event-counts"));
+        assert!(flushed
+            .retries
+            .iter()
+            .all(|r| r.metric == MetricKind::EventCounts));
         assert!(flushed.retries[2]
             .message
             .contains("breaker of shard 0 of event-counts is open"));

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::activity::ActivityIndex;
 use crate::event::EventType;
+use crate::metric_kind::{EntryKind, MetricKind};
 use crate::source::SourcePartition;
 use crate::state::{
     Counter, DeadLetterMark, Entry, PageStats, SessionState, StateUpdate, UserActivity,
@@ -236,28 +237,32 @@ impl ReadModel {
         };
         let source = entry.source;
         match entry.metric {
-            "event-counts" => {
+            EntryKind::Metric(MetricKind::EventCounts) => {
                 if let Some(event_type) = EventType::parse(entry.key) {
                     remove(&self.event_counts, &event_type, source, |_| (), |_, _| {});
                 }
             }
-            "users" => remove(&self.users, entry.key, source, last_seen, |b, a| {
-                self.user_moved(b, a)
-            }),
-            "top-pages" => remove(&self.pages, entry.key, source, views, |b, a| {
-                self.views_moved(b, a)
-            }),
-            "sessions" => remove(
+            EntryKind::Metric(MetricKind::Users) => {
+                remove(&self.users, entry.key, source, last_seen, |b, a| {
+                    self.user_moved(b, a)
+                })
+            }
+            EntryKind::Metric(MetricKind::TopPages) => {
+                remove(&self.pages, entry.key, source, views, |b, a| {
+                    self.views_moved(b, a)
+                })
+            }
+            EntryKind::Metric(MetricKind::Sessions) => remove(
                 &self.sessions,
                 entry.key,
                 source,
                 SessionTotals::of,
                 |b, a| self.sessions_moved(b, a),
             ),
-            "dead-letters" => {
+            EntryKind::DeadLetters => {
                 self.dead_letters.remove(&source);
             }
-            _ => return,
+            EntryKind::SeenIds => return,
         }
         self.updated_at_ms
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);

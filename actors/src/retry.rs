@@ -25,6 +25,7 @@
 use std::time::Duration;
 
 use crate::dead_letter::headers as dl;
+use crate::metric_kind::MetricKind;
 use crate::source::{InputTopic, RawRecord, SourcePartition};
 
 /// Headers of a retry record besides the dead-letter ones it shares.
@@ -68,7 +69,7 @@ pub struct Origin {
 
 impl Origin {
     /// The seen-set id of this event's retry for `metric`.
-    pub fn retried_id(&self, metric: &str) -> String {
+    pub fn retried_id(&self, metric: MetricKind) -> String {
         format!("retried/{}/{}/{metric}", self.source, self.offset)
     }
 }
@@ -78,7 +79,7 @@ pub const HANDOFF_PREFIX: &str = "handoff/";
 
 /// The seen-set id marking that the record at `offset` was handed to the
 /// retry topic for `metric`.
-pub fn handoff_id(offset: i64, metric: &str) -> String {
+pub fn handoff_id(offset: i64, metric: MetricKind) -> String {
     format!("{HANDOFF_PREFIX}{offset}/{metric}")
 }
 
@@ -90,7 +91,7 @@ pub struct RetryRecord {
     pub payload: Option<Vec<u8>>,
     /// The client's headers (schema-version and any of its own).
     pub headers: Vec<(String, Option<Vec<u8>>)>,
-    pub metric: &'static str,
+    pub metric: MetricKind,
     /// The try this record will be: 2 for the first retry.
     pub attempt: u32,
     pub not_before_ms: i64,
@@ -122,7 +123,7 @@ impl RetryRecord {
                 headers::INPUT,
                 self.origin.source.topic.as_str().to_string(),
             ),
-            (headers::METRIC, self.metric.to_string()),
+            (headers::METRIC, self.metric.as_str().to_string()),
             (headers::NOT_BEFORE, self.not_before_ms.to_string()),
         ];
         out.extend(
@@ -282,7 +283,7 @@ mod tests {
             key: Some(b"u1".to_vec()),
             payload: Some(br#"{"userId":"u1","url":"/a"}"#.to_vec()),
             headers: vec![("schema-version".into(), Some(b"1".to_vec()))],
-            metric: "top-pages",
+            metric: MetricKind::TopPages,
             attempt: 3,
             not_before_ms: 1_700_000_005_000,
             message: "shard refused".into(),
@@ -311,7 +312,7 @@ mod tests {
             }
         );
         assert_eq!(
-            origin.retried_id("top-pages"),
+            origin.retried_id(MetricKind::TopPages),
             "retried/page-views/3/41/top-pages"
         );
         let mut broken = record.clone();

@@ -10,6 +10,7 @@ use actix::{ArbiterHandle, Recipient, Supervisor};
 use crate::aggregator_shard::{AggregatorShard, Apply, Crash, Flush, Forget, Outage, Restore};
 use crate::breaker::{Breaker, BreakerConfig, TokioClock};
 use crate::event::Event;
+use crate::metric_kind::{EntryKind, MetricKind};
 use crate::metrics::{EventCounts, Metric, Sessions, TopPages, Users};
 use crate::source::SourcePartition;
 use crate::state::StateUpdate;
@@ -27,14 +28,6 @@ pub fn key_hash(key: &str) -> u64 {
     hash
 }
 
-/// The metrics, in routing order; a [`MetricSet`] bit is an index here.
-pub const METRICS: [&str; 4] = [
-    EventCounts::NAME,
-    Users::NAME,
-    TopPages::NAME,
-    Sessions::NAME,
-];
-
 /// Which metrics an event is still to be applied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricSet(u8);
@@ -42,23 +35,17 @@ pub struct MetricSet(u8);
 impl MetricSet {
     pub const ALL: MetricSet = MetricSet(0b1111);
 
-    /// Just the metric named `name`, if there is one.
-    pub fn only(name: &str) -> Option<Self> {
-        METRICS
-            .iter()
-            .position(|m| *m == name)
-            .map(|i| MetricSet(1 << i))
+    /// Just `metric`.
+    pub fn only(metric: MetricKind) -> Self {
+        MetricSet(1 << metric.index())
     }
 
-    pub fn without(self, name: &str) -> Self {
-        match Self::only(name) {
-            Some(MetricSet(bit)) => MetricSet(self.0 & !bit),
-            None => self,
-        }
+    pub fn without(self, metric: MetricKind) -> Self {
+        MetricSet(self.0 & !Self::only(metric).0)
     }
 
-    pub fn contains(self, index: usize) -> bool {
-        self.0 & (1 << index) != 0
+    pub fn contains(self, metric: MetricKind) -> bool {
+        self.0 & Self::only(metric).0 != 0
     }
 
     pub fn is_empty(self) -> bool {
@@ -78,7 +65,7 @@ pub struct Routed {
 
 /// One shard's part of a batch, with the breaker of the hop to it.
 pub struct Hop {
-    pub metric: &'static str,
+    pub metric: MetricKind,
     pub shard: usize,
     pub recipient: Recipient<Apply>,
     pub apply: Apply,
@@ -112,7 +99,7 @@ impl Drop for InFlight {
 /// What `/metrics` shows of one hop's breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerView {
-    pub metric: &'static str,
+    pub metric: MetricKind,
     pub shard: usize,
     /// 0 closed, 1 open, 2 half open.
     pub state: u8,
@@ -122,7 +109,7 @@ pub struct BreakerView {
 }
 
 struct Route {
-    metric: &'static str,
+    metric: MetricKind,
     key: fn(&Event) -> Option<&str>,
     shards: Vec<Shard>,
     breakers: Vec<Arc<Mutex<Breaker>>>,
@@ -182,14 +169,14 @@ impl ShardSpawner<'_> {
         let breakers = (0..self.shards)
             .map(|index| {
                 Arc::new(Mutex::new(Breaker::new(
-                    format!("{}/{index}", M::NAME),
+                    format!("{}/{index}", M::KIND),
                     self.breaker,
                     TokioClock,
                 )))
             })
             .collect();
         Route {
-            metric: M::NAME,
+            metric: M::KIND,
             key: M::shard_key,
             shards,
             breakers,
@@ -243,7 +230,7 @@ impl Router {
     /// the metrics in its set.
     pub fn split(&self, source: SourcePartition, events: &[Routed]) -> Vec<Hop> {
         let mut out = Vec::new();
-        for (index, route) in self.routes.iter().enumerate() {
+        for route in &self.routes {
             let mut per_shard: Vec<Apply> = (0..route.shards.len())
                 .map(|_| Apply {
                     source,
@@ -251,7 +238,7 @@ impl Router {
                     traces: Vec::new(),
                 })
                 .collect();
-            for routed in events.iter().filter(|r| r.metrics.contains(index)) {
+            for routed in events.iter().filter(|r| r.metrics.contains(route.metric)) {
                 if let Some(key) = (route.key)(&routed.event) {
                     let apply = &mut per_shard[route.shard_of(key)];
                     apply
@@ -281,18 +268,13 @@ impl Router {
     /// The offsets of the events in `events` that [`Router::split`] sends to
     /// shard `shard` of `metric`: a failed hop's events, worked out again
     /// rather than kept for every hop that succeeds.
-    pub fn offsets_on(&self, events: &[Routed], metric: &str, shard: usize) -> Vec<i64> {
-        let Some((index, route)) = self
-            .routes
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.metric == metric)
-        else {
+    pub fn offsets_on(&self, events: &[Routed], metric: MetricKind, shard: usize) -> Vec<i64> {
+        let Some(route) = self.routes.iter().find(|r| r.metric == metric) else {
             return Vec::new();
         };
         events
             .iter()
-            .filter(|r| r.metrics.contains(index))
+            .filter(|r| r.metrics.contains(metric))
             .filter(|r| (route.key)(&r.event).is_some_and(|key| route.shard_of(key) == shard))
             .map(|r| r.offset)
             .collect()
@@ -316,7 +298,7 @@ impl Router {
         out
     }
 
-    fn shard(&self, metric: &str, shard: usize) -> Option<&Shard> {
+    fn shard(&self, metric: MetricKind, shard: usize) -> Option<&Shard> {
         self.routes
             .iter()
             .find(|r| r.metric == metric)
@@ -325,7 +307,7 @@ impl Router {
 
     /// Fault injection: shard `shard` of `metric` panics. `false` when there
     /// is no such shard.
-    pub fn crash(&self, metric: &str, shard: usize) -> bool {
+    pub fn crash(&self, metric: MetricKind, shard: usize) -> bool {
         self.shard(metric, shard)
             .map(|s| s.crash.do_send(Crash))
             .is_some()
@@ -333,7 +315,7 @@ impl Router {
 
     /// Fault injection: shard `shard` of `metric` stops, and its supervisor
     /// restarts it. `false` when there is no such shard.
-    pub fn stop(&self, metric: &str, shard: usize) -> bool {
+    pub fn stop(&self, metric: MetricKind, shard: usize) -> bool {
         self.shard(metric, shard)
             .map(|s| s.stop.do_send(Stop))
             .is_some()
@@ -343,7 +325,7 @@ impl Router {
     /// `duration`. `None` when there is no such shard.
     pub async fn outage(
         &self,
-        metric: &str,
+        metric: MetricKind,
         shard: usize,
         duration: Duration,
     ) -> Option<Result<(), MailboxError>> {
@@ -378,10 +360,10 @@ impl Router {
             .collect();
         for update in updates {
             let target = {
-                let (metric, key) = update.route();
+                let (kind, key) = update.route();
                 self.routes
                     .iter()
-                    .position(|r| r.metric == metric)
+                    .position(|r| EntryKind::Metric(r.metric) == kind)
                     .map(|i| (i, self.routes[i].shard_of(&key)))
             };
             if let Some((i, shard)) = target {

@@ -10,6 +10,7 @@ use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use crate::metric_kind::{EntryKind, MetricKind};
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventType;
@@ -203,9 +204,6 @@ impl Default for DeadLetterMark {
     }
 }
 
-/// The metric name of [`StateUpdate::SeenIds`] entries in changelog keys.
-pub const SEEN_IDS: &str = "seen";
-
 /// A changed state entry, as the aggregators and partition consumers hand it
 /// to the commit: one changelog record (`changelog.rs` writes and reads it).
 #[derive(Debug, Clone, PartialEq)]
@@ -250,16 +248,22 @@ impl StateUpdate {
     /// The metric this entry belongs to and the key it is routed by: the
     /// same key the metric routes events by, so a restored entry lands on
     /// the shard its events go to.
-    pub fn route(&self) -> (&'static str, Cow<'_, str>) {
+    pub fn route(&self) -> (EntryKind, Cow<'_, str>) {
+        use MetricKind::*;
         match self {
-            StateUpdate::EventCount { event_type, .. } => {
-                ("event-counts", Cow::Borrowed(event_type.as_str()))
+            StateUpdate::EventCount { event_type, .. } => (
+                EntryKind::Metric(EventCounts),
+                Cow::Borrowed(event_type.as_str()),
+            ),
+            StateUpdate::User { user_id, .. } => (EntryKind::Metric(Users), Cow::Borrowed(user_id)),
+            StateUpdate::Page { url, .. } => (EntryKind::Metric(TopPages), Cow::Borrowed(url)),
+            StateUpdate::Session { user_id, .. } => {
+                (EntryKind::Metric(Sessions), Cow::Borrowed(user_id))
             }
-            StateUpdate::User { user_id, .. } => ("users", Cow::Borrowed(user_id)),
-            StateUpdate::Page { url, .. } => ("top-pages", Cow::Borrowed(url)),
-            StateUpdate::Session { user_id, .. } => ("sessions", Cow::Borrowed(user_id)),
-            StateUpdate::SeenIds { bucket, .. } => (SEEN_IDS, Cow::Owned(bucket.to_string())),
-            StateUpdate::DeadLetters { .. } => ("dead-letters", Cow::Borrowed("")),
+            StateUpdate::SeenIds { bucket, .. } => {
+                (EntryKind::SeenIds, Cow::Owned(bucket.to_string()))
+            }
+            StateUpdate::DeadLetters { .. } => (EntryKind::DeadLetters, Cow::Borrowed("")),
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::event::ValidationError;
-use arus_actors::METRICS;
+use arus_actors::MetricKind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -53,14 +53,14 @@ async fn chaos_request<T: DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
-fn check_shard(state: &AppState, metric: &str, shard: usize) -> Result<(), ApiError> {
-    if !METRICS.contains(&metric) {
+fn check_shard(state: &AppState, metric: &str, shard: usize) -> Result<MetricKind, ApiError> {
+    let Some(kind) = MetricKind::parse(metric) else {
         return Err(ValidationError::new(
             "metric",
-            format!("must be one of {} (got {metric:?})", METRICS.join(", ")),
+            format!("must be one of {} (got {metric:?})", MetricKind::names()),
         )
         .into());
-    }
+    };
     let shards = state.settings.aggregator.shards.max(1);
     if shard >= shards {
         return Err(ValidationError::new(
@@ -69,7 +69,7 @@ fn check_shard(state: &AppState, metric: &str, shard: usize) -> Result<(), ApiEr
         )
         .into());
     }
-    Ok(())
+    Ok(kind)
 }
 
 pub async fn shard_outage(
@@ -78,7 +78,7 @@ pub async fn shard_outage(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: ShardOutage = chaos_request(&state, &req, payload).await?;
-    check_shard(&state, &body.metric, body.shard)?;
+    let metric = check_shard(&state, &body.metric, body.shard)?;
     if body.duration_ms == 0 || body.duration_ms > 600_000 {
         return Err(ValidationError::new(
             "durationMs",
@@ -87,11 +87,7 @@ pub async fn shard_outage(
         .into());
     }
     let duration = Duration::from_millis(body.duration_ms);
-    match state
-        .router
-        .outage(&body.metric, body.shard, duration)
-        .await
-    {
+    match state.router.outage(metric, body.shard, duration).await {
         Some(Ok(())) => Ok(HttpResponse::Accepted().json(json!({
             "metric": body.metric,
             "shard": body.shard,
@@ -108,12 +104,12 @@ async fn into_shard(
     req: &HttpRequest,
     payload: web::Payload,
     what: &str,
-    inject: fn(&arus_actors::Router, &str, usize) -> bool,
+    inject: fn(&arus_actors::Router, MetricKind, usize) -> bool,
 ) -> Result<HttpResponse, ApiError> {
     let body: ShardPanic = chaos_request(state, req, payload).await?;
-    check_shard(state, &body.metric, body.shard)?;
-    tracing::warn!(metric = %body.metric, shard = body.shard, what, "injecting a fault");
-    inject(&state.router, &body.metric, body.shard);
+    let metric = check_shard(state, &body.metric, body.shard)?;
+    tracing::warn!(%metric, shard = body.shard, what, "injecting a fault");
+    inject(&state.router, metric, body.shard);
     Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
 }
 

@@ -9,7 +9,7 @@ use super::{auth, read_body, AppState};
 use crate::error::ApiError;
 use crate::kafka::dead_letters;
 use arus_actors::event::ValidationError;
-use arus_actors::METRICS;
+use arus_actors::MetricKind;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,10 +164,8 @@ async fn replay_one(
         .collect();
     let written = match letter.header(retry::headers::METRIC) {
         Some(metric) => {
-            let metric = METRICS
-                .into_iter()
-                .find(|m| *m == metric)
-                .ok_or_else(|| format!("unknown metric {metric:?}"))?;
+            let metric =
+                MetricKind::parse(&metric).ok_or_else(|| format!("unknown metric {metric:?}"))?;
             let number = |name: &str| {
                 letter
                     .header(name)
@@ -204,7 +202,7 @@ async fn replay_one(
                 )
                 .await
                 .map_err(|e| e.to_string())?;
-            json!({"topic": retry_topic, "metric": metric, "partition": written.partition, "offset": written.offset})
+            json!({"topic": retry_topic, "metric": metric.as_str(), "partition": written.partition, "offset": written.offset})
         }
         None => {
             let mut headers = client_headers;

@@ -24,7 +24,7 @@ fn labelled(
     name: &str,
     kind: &str,
     help: &str,
-    samples: impl Iterator<Item = (&'static str, usize, u64)>,
+    samples: impl Iterator<Item = (arus_actors::MetricKind, usize, u64)>,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (metric, shard, value) in samples {

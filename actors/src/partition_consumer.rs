@@ -31,7 +31,7 @@ use crate::supervision::Stop;
 
 /// A poll's worth of records of this partition, in offset order.
 #[derive(Message)]
-#[rtype(result = "Result<BatchOutcome, ProcessError>")]
+#[rtype(result = "BatchOutcome")]
 pub struct ProcessBatch {
     pub records: Vec<RawRecord>,
     /// The spans of the traced records among them (those whose producer
@@ -136,12 +136,26 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Every decode error is permanent: the record says what it says, and
+    /// reading it again gives the same error. It is a dead letter.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            DecodeError::Empty
+            | DecodeError::UnknownSchemaVersion(_)
+            | DecodeError::NotJson(_)
+            | DecodeError::Invalid(_)
+            | DecodeError::RetryHeaders(_)
+            | DecodeError::UnknownMetric(_)
+            | DecodeError::EventTime(_) => ErrorClass::Permanent,
+        }
+    }
+
     /// The dead letter's `x-error-class`: `future` and `too_old` for an
-    /// event time out of bounds, `permanent` for the rest.
+    /// event time out of bounds, the class's name for the rest.
     pub fn label(&self) -> &'static str {
         match self {
             DecodeError::EventTime(e) => e.label(),
-            _ => "permanent",
+            _ => self.class().label(),
         }
     }
 }
@@ -314,12 +328,10 @@ struct Failed {
 impl PartitionConsumer {
     /// A record that can never be counted: to the dead-letter topic, once.
     fn reject(&mut self, record: &RawRecord, error: &DecodeError) {
-        if self.dead_letters.add_labelled(
-            record,
-            ErrorClass::Permanent,
-            error.label(),
-            error.to_string(),
-        ) {
+        if self
+            .dead_letters
+            .add_labelled(record, error.class(), error.label(), error.to_string())
+        {
             warn!(source = %self.source, offset = record.offset, %error, "sent to dead-letter topic");
         }
     }
@@ -538,7 +550,9 @@ async fn send_hop(hop: Hop) -> (MetricKind, usize, Result<ApplyOutcome, ProcessE
 impl Handler<ProcessBatch> for PartitionConsumer {
     // Atomic: the next batch of this partition waits until this one is
     // applied, which keeps each key's events in offset order.
-    type Result = AtomicResponse<Self, Result<BatchOutcome, ProcessError>>;
+    // Never an error: a record that cannot be counted is a dead letter, a
+    // hop that failed goes to the retry topic, and both are in the outcome.
+    type Result = AtomicResponse<Self, BatchOutcome>;
 
     fn handle(&mut self, msg: ProcessBatch, _ctx: &mut Self::Context) -> Self::Result {
         let source = self.source;
@@ -641,14 +655,14 @@ impl Handler<ProcessBatch> for PartitionConsumer {
                     .stats
                     .events_applied
                     .fetch_add(applied as u64, Ordering::Relaxed);
-                Ok(BatchOutcome {
+                BatchOutcome {
                     next_offset,
                     applied,
                     invalid,
                     duplicates,
                     replayed_updates,
                     retried,
-                })
+                }
             },
         )))
     }
@@ -791,8 +805,7 @@ mod tests {
         let outcome = consumer
             .send(ProcessBatch::of(batch.clone()))
             .await
-            .expect("delivered")
-            .expect("applied");
+            .expect("delivered");
         assert_eq!(
             outcome,
             BatchOutcome {
@@ -809,8 +822,7 @@ mod tests {
         let again = consumer
             .send(ProcessBatch::of(batch))
             .await
-            .expect("delivered")
-            .expect("applied");
+            .expect("delivered");
         // 3 event counts + 3 users + 2 sessions (login, logout).
         assert_eq!(again.replayed_updates, 8);
         assert_eq!(again.applied, 3);
@@ -904,8 +916,7 @@ mod tests {
         let outcome = consumer
             .send(ProcessBatch::of(batch.clone()))
             .await
-            .expect("delivered")
-            .expect("processed");
+            .expect("delivered");
         // Event counts applied; the users hop refused: 3 events to the retry topic.
         assert_eq!((outcome.applied, outcome.retried), (0, 3));
         let flushed = consumer.send(FlushPartition).await.expect("flushed");
@@ -931,32 +942,28 @@ mod tests {
         let outcome = retrier
             .send(ProcessBatch::of(retried.clone()))
             .await
-            .expect("delivered")
-            .expect("processed");
+            .expect("delivered");
         assert_eq!((outcome.applied, outcome.retried), (3, 0));
         // The same retry records again, as a broker showing an aborted
         // transaction's copy next to the committed one: all dropped.
         let again = retrier
             .send(ProcessBatch::of(as_retry_topic(3, &flushed.retries)))
             .await
-            .expect("delivered")
-            .expect("processed");
+            .expect("delivered");
         assert_eq!((again.applied, again.duplicates), (0, 3));
         // A replay of the input batch (a crash before the commit): the
         // users hop is handed over again, not applied here.
         let replay = consumer
             .send(ProcessBatch::of(batch))
             .await
-            .expect("delivered")
-            .expect("processed");
+            .expect("delivered");
         assert_eq!((replay.replayed_updates, replay.retried), (3, 3));
         let flushed_again = consumer.send(FlushPartition).await.expect("flushed");
         // ... and that copy is dropped by the retry partition too.
         let third = retrier
             .send(ProcessBatch::of(as_retry_topic(6, &flushed_again.retries)))
             .await
-            .expect("delivered")
-            .expect("processed");
+            .expect("delivered");
         assert_eq!((third.applied, third.duplicates), (0, 3));
 
         let read_model = ReadModel::new();
@@ -994,8 +1001,7 @@ mod tests {
                     r#"{"userId":"c","eventType":"login"}"#,
                 )]))
                 .await
-                .expect("delivered")
-                .expect("processed");
+                .expect("delivered");
             assert_eq!(outcome.retried, 1);
         }
         // Two refusals opened it; the third batch never reached the shard.
@@ -1019,8 +1025,7 @@ mod tests {
         let outcome = retrier
             .send(ProcessBatch::of(as_retry_topic(0, &[last])))
             .await
-            .expect("delivered")
-            .expect("processed");
+            .expect("delivered");
         assert_eq!(outcome.retried, 0);
         let dead = retrier.send(FlushPartition).await.expect("flushed");
         assert!(dead.retries.is_empty());
@@ -1062,8 +1067,7 @@ mod tests {
                 r#"{"userId":"a","eventType":"login"}"#,
             )]))
             .await
-            .expect("the same address answers")
-            .expect("applied");
+            .expect("the same address answers");
         assert_eq!((outcome.next_offset, outcome.applied), (1, 1));
         assert_eq!(router.restarts().total(), 1);
         assert!(router.restarts().take_unhandled());

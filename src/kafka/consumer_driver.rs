@@ -36,6 +36,7 @@ use rdkafka::message::Message;
 use rdkafka::TopicPartitionList;
 use tracing::{debug, error, info, warn};
 
+use super::abort_streak::AbortStreak;
 use super::committer::Committer;
 use super::partitions::{DriverContext, Partitions, RestoreDone, Slot};
 use super::reset::ResetRequest;
@@ -266,7 +267,7 @@ impl PollLoop {
             committer: Mutex::new(committer),
             fenced: AtomicBool::new(false),
             fatal: Mutex::new(None),
-            aborts: Mutex::new((String::new(), 0)),
+            aborts: Mutex::new(AbortStreak::default()),
             trace_links: Mutex::new(Vec::new()),
             restored: Mutex::new(restored_tx),
         });
@@ -590,11 +591,8 @@ impl PollLoop {
             .observe(started.elapsed());
         let mut slots = self.partitions.slots();
         for (source, epoch, result) in results {
-            let outcome = result
-                .map_err(|e| anyhow::anyhow!("partition consumer {source} is gone: {e}"))?
-                .map_err(|e| {
-                    anyhow::anyhow!("processing {source} failed ({:?}): {e}", e.class())
-                })?;
+            let outcome =
+                result.map_err(|e| anyhow::anyhow!("partition consumer {source} is gone: {e}"))?;
             self.partitions
                 .stats
                 .replayed_hops_skipped

@@ -2,6 +2,7 @@
 //! the ingest producer, the consumer driver with its transactional
 //! committer, and the changelog readers.
 
+mod abort_streak;
 pub mod admin;
 pub mod changelog_reader;
 pub mod client_config;

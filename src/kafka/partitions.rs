@@ -34,14 +34,11 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{error, info, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::abort_streak::{AbortStreak, AfterAbort};
 use super::changelog_reader;
 use super::committer::{CommitError, Committer, Outputs};
 use super::reset::{ResetDone, ResetRefused, ResetRequest};
 use crate::health::Health;
-
-/// Transactions in a row that may abort with the same error before the
-/// consumer gives up.
-pub const MAX_ABORTS_IN_A_ROW: u32 = 5;
 
 /// A partition's restored eventId buckets: first offset and ids.
 type SeenBuckets = Vec<(i64, Vec<(String, SeenEntry)>)>;
@@ -93,7 +90,7 @@ pub(super) struct Partitions {
     pub fatal: Mutex<Option<String>>,
     /// The last abort's kind (see `abort_kind`) and how many transactions in
     /// a row ended on it.
-    pub aborts: Mutex<(String, u32)>,
+    pub aborts: Mutex<AbortStreak>,
     /// Where restore threads report; the poll loop holds the receiver.
     pub restored: Mutex<mpsc::Sender<RestoreDone>>,
     /// When tracing: the consume spans of the records the next commit
@@ -280,7 +277,10 @@ impl Partitions {
                 // abort count: one that carried state alone (sessions closed
                 // by time) proves nothing about the work that keeps aborting.
                 if offsets.count() > 0 {
-                    self.aborts.lock().unwrap_or_else(|p| p.into_inner()).1 = 0;
+                    self.aborts
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .committed();
                 }
                 self.mark_committed(&offsets);
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -290,40 +290,30 @@ impl Partitions {
                 Ok(())
             }
             Err(CommitError::Aborted(error)) => {
-                let in_a_row = {
-                    let mut aborts = self.aborts.lock().unwrap_or_else(|p| p.into_inner());
-                    let kind = abort_kind(&error);
-                    if aborts.0 == kind {
-                        aborts.1 += 1;
-                    } else {
-                        *aborts = (kind, 1);
+                let decision = self
+                    .aborts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .aborted(&abort_kind(&error));
+                match decision {
+                    AfterAbort::RecreateProducer { in_a_row } => {
+                        // Through the fencing recovery: drop the
+                        // partitions, new producer, rejoin, restore.
+                        warn!(%error, in_a_row, "transactions keep aborting the same way; recreating the producer");
+                        self.fenced.store(true, Ordering::SeqCst);
+                        Err(anyhow::anyhow!(
+                            "transactional producer keeps aborting: {error}"
+                        ))
                     }
-                    aborts.1
-                };
-                if in_a_row == MAX_ABORTS_IN_A_ROW {
-                    // First, what clears a producer the broker refuses for
-                    // good (its producer id lost in a broker restart): a new
-                    // one, through the fencing recovery (drop the
-                    // partitions, new producer, rejoin, restore).
-                    warn!(%error, in_a_row, "transactions keep aborting the same way; recreating the producer");
-                    self.fenced.store(true, Ordering::SeqCst);
-                    return Err(anyhow::anyhow!(
-                        "transactional producer keeps aborting: {error}"
-                    ));
-                }
-                if in_a_row >= 2 * MAX_ABORTS_IN_A_ROW {
-                    // Rolling back and doing the same work again has failed
-                    // the same way each time: it will not succeed (a record
-                    // too large for the broker, a missing ACL). Stop, loudly,
-                    // rather than loop; the orchestrator's restart and the
-                    // operator's eyes are what can help now.
-                    anyhow::bail!(
+                    AfterAbort::Stop { in_a_row } => anyhow::bail!(
                         "{in_a_row} transactions in a row aborted with the same error, \
                          before and after recreating the producer: {error}"
-                    );
+                    ),
+                    AfterAbort::RollBack { in_a_row } => {
+                        warn!(%error, in_a_row, "transaction aborted; rolling back to the last commit");
+                        self.rollback(consumer)
+                    }
                 }
-                warn!(%error, in_a_row, "transaction aborted; rolling back to the last commit");
-                self.rollback(consumer)
             }
             Err(fatal @ CommitError::Fatal(_)) => {
                 self.fenced.store(true, Ordering::SeqCst);

@@ -40,6 +40,7 @@ use super::abort_streak::AbortStreak;
 use super::committer::Committer;
 use super::partitions::{DriverContext, Partitions, RestoreDone, Slot};
 use super::reset::ResetRequest;
+use super::retry_hold::Offered;
 use super::{client_config, records};
 use crate::health::Health;
 use crate::telemetry::propagation;
@@ -408,28 +409,25 @@ impl PollLoop {
         batches
     }
 
-    /// The retry scheduler's first half: a retry record not yet due, or any
-    /// record behind one, is held back and its partition paused; `None`
-    /// then. Holding in memory, not seeking: the partition's fetch position
-    /// is already past these records, and what is held is never committed
-    /// (the offsets committed are those of processed records), so a
-    /// rebalance or rollback simply fetches them again.
+    /// The retry scheduler's first half (see [`RetryHold`]): a record not
+    /// yet due, or behind one, is held and its partition paused; `None` then.
     fn hold_if_early(&self, source: SourcePartition, record: RawRecord) -> Option<RawRecord> {
         let mut slots = self.partitions.slots();
         let slot = slots.get_mut(&source)?;
-        let early = arus_actors::retry::not_before_ms(&record)
-            .is_some_and(|at| at > chrono::Utc::now().timestamp_millis());
-        if slot.held.is_empty() && !early {
-            return Some(record);
-        }
-        if slot.held.is_empty() {
-            let tpl = self.tpl_of(source);
-            if let Err(error) = self.consumer.pause(&tpl) {
-                warn!(%source, %error, "cannot pause a retry partition");
+        match slot
+            .held
+            .offer(record, chrono::Utc::now().timestamp_millis())
+        {
+            Offered::Due(record) => Some(record),
+            Offered::Held { pause } => {
+                if pause {
+                    if let Err(error) = self.consumer.pause(&self.tpl_of(source)) {
+                        warn!(%source, %error, "cannot pause a retry partition");
+                    }
+                }
+                None
             }
         }
-        slot.held.push_back(record);
-        None
     }
 
     /// The retry scheduler's second half: the held records now due join
@@ -442,13 +440,7 @@ impl PollLoop {
             if slot.held.is_empty() || slot.actor.is_none() {
                 continue;
             }
-            let mut due = Vec::new();
-            while let Some(record) = slot.held.front() {
-                if arus_actors::retry::not_before_ms(record).is_some_and(|at| at > now) {
-                    break;
-                }
-                due.extend(slot.held.pop_front());
-            }
+            let (due, emptied) = slot.held.release_due(now);
             if due.is_empty() {
                 continue;
             }
@@ -459,7 +451,7 @@ impl PollLoop {
                 entry.1.extend(due);
             }
             // While consumption is paused, the pause's end resumes it.
-            if slot.held.is_empty() && !self.consumption.paused() {
+            if emptied && !self.consumption.paused() {
                 if let Err(error) = self.consumer.resume(&self.tpl_of(*source)) {
                     warn!(%source, %error, "cannot resume a retry partition");
                 }

@@ -15,3 +15,4 @@ mod partitions;
 pub mod producer;
 pub mod records;
 pub mod reset;
+mod retry_hold;

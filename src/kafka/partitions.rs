@@ -14,7 +14,7 @@
 //! assignment callback itself does not hold: librdkafka applies an
 //! incremental assignment after the callback and clears the pause.)
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use actix::{Addr, ArbiterHandle, Supervisor};
 use arus_actors::changelog;
 use arus_actors::dead_letter::DeadLetters;
 use arus_actors::dedupe::Dedupe;
-use arus_actors::source::{InputTopic, RawRecord, SourcePartition};
+use arus_actors::source::{InputTopic, SourcePartition};
 use arus_actors::state::{SeenEntry, StateUpdate};
 use arus_actors::{ConsumerStats, FlushPartition, PartitionConsumer, Router};
 use arus_config::Settings;
@@ -38,6 +38,7 @@ use super::abort_streak::{AbortStreak, AfterAbort};
 use super::changelog_reader;
 use super::committer::{CommitError, Committer, Outputs};
 use super::reset::{ResetDone, ResetRefused, ResetRequest};
+use super::retry_hold::RetryHold;
 use crate::health::Health;
 
 /// A partition's restored eventId buckets: first offset and ids.
@@ -68,7 +69,7 @@ pub(super) struct Slot {
     /// A retry partition's records delivered but not yet due, in offset
     /// order; the partition is paused while there are any (the retry
     /// scheduler, see the consumer driver).
-    pub held: VecDeque<RawRecord>,
+    pub held: RetryHold,
 }
 
 /// What the poll loop and the rebalance callbacks share.
@@ -405,7 +406,7 @@ impl Partitions {
                         next_offset: None,
                         committed: None,
                         resume_at: None,
-                        held: VecDeque::new(),
+                        held: RetryHold::default(),
                     },
                 );
                 started.push((source, epoch));

@@ -15,4 +15,5 @@ mod partitions;
 pub mod producer;
 pub mod records;
 pub mod reset;
+mod resume;
 mod retry_hold;

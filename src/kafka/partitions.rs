@@ -38,6 +38,7 @@ use super::abort_streak::{AbortStreak, AfterAbort};
 use super::changelog_reader;
 use super::committer::{CommitError, Committer, Outputs};
 use super::reset::{ResetDone, ResetRefused, ResetRequest};
+use super::resume::{resume_from, Restored, ResumeFrom};
 use super::retry_hold::RetryHold;
 use crate::health::Health;
 
@@ -539,32 +540,48 @@ impl Partitions {
                 }
             }
         }
-        // Input resumes where the restored state ends: the committed offsets.
-        // A rollback seeks back to them; a fresh assignment started there,
-        // and seeks back to the first record it did not process, if any.
+        self.seek_restored(consumer, &resume_at, seek_to.as_deref(), done.rewind)?;
+        consumer.resume(&self.tpl(&current))?;
+        info!(entries = restored, partitions = ?names(&current), "state restored from the changelog");
+        if let Some((reset, done)) = answer {
+            info!(partitions = ?names(&current), rebuild = reset.rebuild, entries_deleted = done.entries_deleted, "offsets reset");
+            reset.done(done);
+        }
+        Ok(())
+    }
+
+    /// Seeks each restored partition to where its state ends (see
+    /// [`resume_from`]).
+    fn seek_restored<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        resume_at: &[(SourcePartition, Option<i64>)],
+        reset: Option<&[(SourcePartition, i64)]>,
+        rewind: bool,
+    ) -> anyhow::Result<()> {
         let timeout = Duration::from_millis(self.settings.kafka.admin_timeout_ms);
-        if let Some(offsets) = &seek_to {
-            for (source, offset) in offsets {
-                consumer.seek(
+        let mut to_committed = Vec::new();
+        for &(source, first_unprocessed) in resume_at {
+            let reset_to =
+                reset.and_then(|r| r.iter().find(|(s, _)| *s == source).map(|(_, o)| *o));
+            let restored = match (reset_to, rewind) {
+                (Some(to), _) => Restored::Reset { to },
+                (None, true) => Restored::RolledBack,
+                (None, false) => Restored::Assigned { first_unprocessed },
+            };
+            match resume_from(restored) {
+                ResumeFrom::Offset(at) => consumer.seek(
                     self.topic_name(source.topic),
                     source.partition,
-                    Offset::Offset(*offset),
+                    Offset::Offset(at),
                     timeout,
-                )?;
+                )?,
+                ResumeFrom::Committed => to_committed.push(source),
+                ResumeFrom::AsFetched => {}
             }
-        } else if !done.rewind {
-            for (source, at) in &resume_at {
-                if let Some(at) = at {
-                    consumer.seek(
-                        self.topic_name(source.topic),
-                        source.partition,
-                        Offset::Offset(*at),
-                        timeout,
-                    )?;
-                }
-            }
-        } else {
-            let committed = consumer.committed_offsets(self.tpl(&current), timeout)?;
+        }
+        if !to_committed.is_empty() {
+            let committed = consumer.committed_offsets(self.tpl(&to_committed), timeout)?;
             for elem in committed.elements() {
                 let offset = match elem.offset() {
                     Offset::Offset(o) => Offset::Offset(o),
@@ -572,12 +589,6 @@ impl Partitions {
                 };
                 consumer.seek(elem.topic(), elem.partition(), offset, timeout)?;
             }
-        }
-        consumer.resume(&self.tpl(&current))?;
-        info!(entries = restored, partitions = ?names(&current), "state restored from the changelog");
-        if let Some((reset, done)) = answer {
-            info!(partitions = ?names(&current), rebuild = reset.rebuild, entries_deleted = done.entries_deleted, "offsets reset");
-            reset.done(done);
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use arus_actors::event::ValidationError;
+use arus_actors::model::event::ValidationError;
 use serde_json::json;
 
 use crate::kafka::producer::ProduceError;

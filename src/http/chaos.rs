@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use arus_actors::event::ValidationError;
+use arus_actors::model::event::ValidationError;
 use arus_actors::MetricKind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

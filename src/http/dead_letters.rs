@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{auth, read_body, AppState};
 use crate::error::ApiError;
 use crate::kafka::dead_letters;
-use arus_actors::event::ValidationError;
+use arus_actors::model::event::ValidationError;
 use arus_actors::MetricKind;
 
 #[derive(Debug, Deserialize)]
@@ -145,9 +145,9 @@ async fn replay_one(
     error_topic: &str,
     retry_topic: &str,
 ) -> Result<serde_json::Value, String> {
-    use arus_actors::dead_letter::headers as h;
-    use arus_actors::retry::{self, Origin, RetryRecord};
-    use arus_actors::source::SourcePartition;
+    use arus_actors::consume::dead_letter::headers as h;
+    use arus_actors::consume::retry::{self, Origin, RetryRecord};
+    use arus_actors::model::source::SourcePartition;
 
     let source_topic = letter
         .header(h::SOURCE_TOPIC)

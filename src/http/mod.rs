@@ -56,8 +56,8 @@ pub struct AppState {
 
 impl AppState {
     /// The ingest topic named `name` (full name), as the consumer knows it.
-    pub fn input_topic(&self, name: &str) -> Option<arus_actors::source::InputTopic> {
-        use arus_actors::source::InputTopic;
+    pub fn input_topic(&self, name: &str) -> Option<arus_actors::model::source::InputTopic> {
+        use arus_actors::model::source::InputTopic;
         if name == self.user_topic {
             Some(InputTopic::UserEvents)
         } else if name == self.page_topic {

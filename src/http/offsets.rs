@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use arus_actors::source::SourcePartition;
+use arus_actors::model::source::SourcePartition;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -3,7 +3,7 @@
 //! one document, as in its file under `config/schemas/`.
 
 use actix_web::{web, HttpResponse};
-use arus_actors::schema::{self, Kind};
+use arus_actors::model::schema::{self, Kind};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -21,7 +21,7 @@ pub async fn list() -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(json!({
-        "header": arus_actors::source::SCHEMA_VERSION_HEADER,
+        "header": arus_actors::model::source::SCHEMA_VERSION_HEADER,
         "currentVersions": Kind::ALL
             .into_iter()
             .map(|k| (k.as_str(), k.current_version()))

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use arus_actors::changelog;
+use arus_actors::state::changelog;
 use arus_actors::state::StateUpdate;
 use arus_actors::ReadModel;
 use arus_config::Settings;

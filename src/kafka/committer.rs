@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use arus_actors::changelog;
-use arus_actors::dead_letter::DeadLetter;
-use arus_actors::retry::RetryRecord;
+use arus_actors::consume::dead_letter::DeadLetter;
+use arus_actors::consume::retry::RetryRecord;
+use arus_actors::state::changelog;
 use arus_actors::state::StateUpdate;
 use arus_config::Settings;
 use rdkafka::consumer::ConsumerGroupMetadata;

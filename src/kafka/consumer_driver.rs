@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix::ArbiterHandle;
-use arus_actors::source::{InputTopic, RawRecord, SourcePartition};
+use arus_actors::model::source::{InputTopic, RawRecord, SourcePartition};
 use arus_actors::{ConsumerStats, ProcessBatch, Router};
 use arus_config::Settings;
 use futures::executor::block_on;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use arus_actors::source::RawRecord;
+use arus_actors::model::source::RawRecord;
 use arus_config::Settings;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Headers, Message};
@@ -64,7 +64,7 @@ pub fn recent(
                         .value
                         .map(|v| String::from_utf8_lossy(v).into_owned())
                         .unwrap_or_default();
-                    if arus_actors::retry::is_own_header(h.key) {
+                    if arus_actors::consume::retry::is_own_header(h.key) {
                         error.insert(h.key.trim_start_matches("x-").to_string(), value);
                     } else {
                         own.insert(h.key.to_string(), value);

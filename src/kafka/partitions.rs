@@ -20,10 +20,10 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::{Addr, ArbiterHandle, Supervisor};
-use arus_actors::changelog;
-use arus_actors::dead_letter::DeadLetters;
-use arus_actors::dedupe::Dedupe;
-use arus_actors::source::{InputTopic, SourcePartition};
+use arus_actors::consume::dead_letter::DeadLetters;
+use arus_actors::consume::dedupe::Dedupe;
+use arus_actors::model::source::{InputTopic, SourcePartition};
+use arus_actors::state::changelog;
 use arus_actors::state::{SeenEntry, StateUpdate};
 use arus_actors::{ConsumerStats, FlushPartition, PartitionConsumer, Router};
 use arus_config::Settings;
@@ -531,7 +531,7 @@ impl Partitions {
                 let policy = (&self.settings.retry).into();
                 let bounds = (&self.settings.windows).into();
                 // Supervised: one that stops is started again on the same
-                // address (see arus_actors::supervision).
+                // address (see arus_actors::aggregate::supervision).
                 let actor = Supervisor::start_in_arbiter(&self.arbiter, move |_| {
                     PartitionConsumer::new(source, router, stats, dedupe, dead, policy, bounds)
                 });

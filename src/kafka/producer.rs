@@ -258,7 +258,7 @@ impl EventProducer {
             + correlation_id.len()
             + "source".len()
             + self.source.len()
-            + arus_actors::source::SCHEMA_VERSION_HEADER.len()
+            + arus_actors::model::source::SCHEMA_VERSION_HEADER.len()
             + stamp.schema_version.len()
             // traceparent and tracestate, when tracing is on.
             + if crate::telemetry::tracing_on() { 512 } else { 0 }
@@ -289,7 +289,7 @@ impl EventProducer {
                         value: Some(self.source.as_str()),
                     })
                     .insert(Header {
-                        key: arus_actors::source::SCHEMA_VERSION_HEADER,
+                        key: arus_actors::model::source::SCHEMA_VERSION_HEADER,
                         value: Some(stamp.schema_version),
                     });
                 if traced {

@@ -1,6 +1,6 @@
 //! Between rdkafka's records and arus's own: one conversion each way.
 
-use arus_actors::source::RawRecord;
+use arus_actors::model::source::RawRecord;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 /// A polled record, owned.

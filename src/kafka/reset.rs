@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use arus_actors::source::SourcePartition;
+use arus_actors::model::source::SourcePartition;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 

@@ -12,8 +12,8 @@
 
 use std::collections::VecDeque;
 
-use arus_actors::retry::not_before_ms;
-use arus_actors::source::RawRecord;
+use arus_actors::consume::retry::not_before_ms;
+use arus_actors::model::source::RawRecord;
 
 /// What became of a record offered to [`RetryHold::offer`].
 #[derive(Debug, PartialEq)]
@@ -68,7 +68,7 @@ impl RetryHold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arus_actors::retry::headers::NOT_BEFORE;
+    use arus_actors::consume::retry::headers::NOT_BEFORE;
 
     fn record(offset: i64, not_before: Option<i64>) -> RawRecord {
         RawRecord {

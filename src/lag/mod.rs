@@ -24,8 +24,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::prelude::*;
-use arus_actors::breaker::{Breaker, Permit, TokioClock};
-use arus_actors::source::InputTopic;
+use arus_actors::aggregate::breaker::{Breaker, Permit, TokioClock};
+use arus_actors::model::source::InputTopic;
 use arus_config::Settings;
 use serde::Serialize;
 use serde_json::json;
@@ -124,7 +124,7 @@ impl LagMonitor {
             client: awc::Client::default(),
             breaker: Breaker::new(
                 "lag-webhook",
-                arus_actors::breaker::BreakerConfig {
+                arus_actors::aggregate::breaker::BreakerConfig {
                     failure_threshold: lag.webhook_failure_threshold,
                     open_for: Duration::from_millis(lag.webhook_open_ms),
                 },

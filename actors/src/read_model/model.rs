@@ -13,10 +13,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use dashmap::DashMap;
 use serde::Serialize;
 
-use crate::activity::ActivityIndex;
-use crate::event::EventType;
-use crate::metric_kind::{EntryKind, MetricKind};
-use crate::source::SourcePartition;
+use crate::model::event::EventType;
+use crate::model::metric_kind::{EntryKind, MetricKind};
+use crate::model::source::SourcePartition;
+use crate::read_model::activity::ActivityIndex;
 use crate::state::{
     Counter, DeadLetterMark, Entry, PageStats, SessionState, StateUpdate, UserActivity,
 };
@@ -232,7 +232,7 @@ impl ReadModel {
     /// Applies a changelog tombstone: the entry its key names is gone (a
     /// rebuild deleted it; expired eventId buckets are not held here).
     pub fn delete(&self, key: &str) {
-        let Some(entry) = crate::changelog::parse_key(key) else {
+        let Some(entry) = crate::state::changelog::parse_key(key) else {
             return;
         };
         let source = entry.source;
@@ -387,7 +387,7 @@ impl ReadModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::InputTopic;
+    use crate::model::source::InputTopic;
 
     #[test]
     fn merges_partitions_and_never_goes_back() {
@@ -432,10 +432,10 @@ mod tests {
         for update in [page(p0, 3), page(p1, 4), user(p0)] {
             rm.apply(update);
         }
-        rm.delete(&crate::changelog::key(&page(p0, 0)));
+        rm.delete(&crate::state::changelog::key(&page(p0, 0)));
         assert_eq!(rm.total_page_views(), 4);
         assert_eq!(rm.unique_users(), 1);
-        rm.delete(&crate::changelog::key(&user(p0)));
+        rm.delete(&crate::state::changelog::key(&user(p0)));
         assert_eq!(rm.unique_users(), 0, "the user's only partition is gone");
         // A later entry of the same partition starts again from nothing.
         rm.apply(page(p0, 1));
@@ -542,7 +542,7 @@ mod tests {
                 },
             };
             if next(5) == 0 {
-                rm.delete(&crate::changelog::key(&update));
+                rm.delete(&crate::state::changelog::key(&update));
             } else {
                 rm.apply(update);
             }

@@ -13,8 +13,18 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::source::SourcePartition;
+use crate::model::metric_kind::MetricKind;
+use crate::model::source::SourcePartition;
 use crate::state::{SeenEntry, StateUpdate};
+
+/// The start of every hand-off id in a seen-set.
+pub const HANDOFF_PREFIX: &str = "handoff/";
+
+/// The seen-set id marking that the record at `offset` was handed to the
+/// retry topic for `metric`.
+pub fn handoff_id(offset: i64, metric: MetricKind) -> String {
+    format!("{HANDOFF_PREFIX}{offset}/{metric}")
+}
 
 /// Most ids in one bucket record: about 150 KB of JSON, well under the
 /// broker's default message size limit (1 MB), however many ids one commit
@@ -34,13 +44,13 @@ pub struct Dedupe {
     added: Vec<Arc<str>>,
     /// Written buckets: first offset → the newest time of their ids.
     buckets: BTreeMap<i64, i64>,
-    /// How many ids in the set are retry hand-offs (see [`crate::retry`]):
+    /// How many ids in the set are retry hand-offs (see [`crate::consume::retry`]):
     /// while there are none, records need no hand-off lookup.
     handoffs: usize,
 }
 
 fn is_handoff(id: &str) -> bool {
-    id.starts_with(crate::retry::HANDOFF_PREFIX)
+    id.starts_with(HANDOFF_PREFIX)
 }
 
 /// What changed since the last flush: buckets to write and to delete.
@@ -207,7 +217,7 @@ impl Dedupe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::InputTopic;
+    use crate::model::source::InputTopic;
 
     const MIN: i64 = 60_000;
 

@@ -19,9 +19,9 @@ use serde::de::{self, value::MapAccessDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt::Write as _;
 
-use crate::event::EventType;
-use crate::metric_kind::{EntryKind, MetricKind};
-use crate::source::{InputTopic, SourcePartition};
+use crate::model::event::EventType;
+use crate::model::metric_kind::{EntryKind, MetricKind};
+use crate::model::source::{InputTopic, SourcePartition};
 use crate::state::{
     Counter, DeadLetterMark, PageStats, SeenEntry, SessionState, StateUpdate, UserActivity,
 };

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use actix::{ArbiterHandle, Recipient, Supervisor};
 
-use crate::aggregator_shard::{AggregatorShard, Apply, Crash, Flush, Forget, Outage, Restore};
-use crate::breaker::{Breaker, BreakerConfig, TokioClock};
-use crate::event::Event;
-use crate::metric_kind::{EntryKind, MetricKind};
-use crate::metrics::{EventCounts, Metric, Sessions, TopPages, Users};
-use crate::source::SourcePartition;
+use crate::aggregate::aggregator_shard::{
+    AggregatorShard, Apply, Crash, Flush, Forget, Outage, Restore,
+};
+use crate::aggregate::breaker::{Breaker, BreakerConfig, TokioClock};
+use crate::aggregate::metrics::{EventCounts, Metric, Sessions, TopPages, Users};
+use crate::aggregate::supervision::{Restarts, Stop};
+use crate::model::event::Event;
+use crate::model::metric_kind::{EntryKind, MetricKind};
+use crate::model::source::SourcePartition;
 use crate::state::StateUpdate;
-use crate::supervision::{Restarts, Stop};
 use actix::MailboxError;
 use futures::future::join_all;
 

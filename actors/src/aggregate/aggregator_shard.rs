@@ -8,12 +8,12 @@ use actix::{Actor, ActorContext, Context, Handler, Message, MessageResult, Super
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
-use crate::event::Event;
-use crate::metric_kind::MetricKind;
-use crate::metrics::Metric;
-use crate::source::SourcePartition;
+use crate::aggregate::metrics::Metric;
+use crate::aggregate::supervision::{Restarts, Stop};
+use crate::model::event::Event;
+use crate::model::metric_kind::MetricKind;
+use crate::model::source::SourcePartition;
 use crate::state::StateUpdate;
-use crate::supervision::{Restarts, Stop};
 use std::sync::Arc;
 
 /// Events of one source partition for one shard, in offset order.
@@ -217,9 +217,9 @@ impl<M: Metric> Handler<Forget> for AggregatorShard<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, UserEvent};
-    use crate::metrics::EventCounts;
-    use crate::source::InputTopic;
+    use crate::aggregate::metrics::EventCounts;
+    use crate::model::event::{EventType, UserEvent};
+    use crate::model::source::InputTopic;
     use actix::Supervisor;
     use chrono::Utc;
 

@@ -7,215 +7,29 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, MailboxError, Message,
-    MessageResult, Supervised, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, MessageResult,
+    Supervised, WrapFuture,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::future::join_all;
 use tracing::{debug, warn};
 
-use crate::aggregator_shard::{ApplyOutcome, ShardRefused};
-use crate::breaker::Permit;
-use crate::dead_letter::{DeadLetter, DeadLetters};
-use crate::dedupe::{Dedupe, SeenChanges};
-use crate::event::{Defaults, Event, PageView, UserEvent, ValidationError};
-use crate::event_time::TimeBounds;
-use crate::metric_kind::MetricKind;
-use crate::retry::{handoff_id, Origin, Retried, RetryHeaderError, RetryPolicy, RetryRecord};
-use crate::router::{Hop, MetricSet, Routed, Router};
-use crate::schema;
-use crate::source::{InputTopic, RawRecord, SourcePartition, SCHEMA_VERSION_HEADER};
-use crate::state::StateUpdate;
+use crate::aggregate::router::{MetricSet, Routed, Router};
+use crate::aggregate::supervision::Stop;
+use crate::consume::dead_letter::{DeadLetter, DeadLetters};
+use crate::consume::dedupe::{handoff_id, Dedupe};
+use crate::consume::retry::{Origin, Retried, RetryPolicy, RetryRecord};
+use crate::model::event::Event;
+use crate::model::event_time::TimeBounds;
+use crate::model::metric_kind::MetricKind;
+use crate::model::source::{InputTopic, RawRecord, SourcePartition};
 use crate::stats::ConsumerStats;
-use crate::supervision::Stop;
 
-/// A poll's worth of records of this partition, in offset order.
-#[derive(Message)]
-#[rtype(result = "BatchOutcome")]
-pub struct ProcessBatch {
-    pub records: Vec<RawRecord>,
-    /// The spans of the traced records among them (those whose producer
-    /// sent a trace context), by offset, in offset order: each event's
-    /// `apply` spans are their children. Empty when tracing is off.
-    pub traces: Vec<(i64, tracing::Span)>,
-}
-
-impl ProcessBatch {
-    /// A batch with no traced records.
-    pub fn of(records: Vec<RawRecord>) -> Self {
-        Self {
-            records,
-            traces: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchOutcome {
-    /// The offset to commit: one past the last record of the batch.
-    pub next_offset: i64,
-    /// Events applied to every metric they were routed to.
-    pub applied: usize,
-    /// Records that could not be decoded or failed validation: dead letters.
-    pub invalid: usize,
-    /// Client retries of an event already counted (same eventId), and
-    /// repeated retry records; skipped.
-    pub duplicates: usize,
-    /// Metric updates skipped because the state already included the event
-    /// (a replay); an event feeds one to three metrics.
-    pub replayed_updates: usize,
-    /// Event hops handed to the retry topic (one per event and metric).
-    pub retried: usize,
-}
-
-/// How a processing error is to be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// May succeed if tried again later.
-    Transient,
-    /// Will fail again, whatever is retried.
-    Permanent,
-    /// The process cannot go on correctly.
-    Fatal,
-}
-
-impl ErrorClass {
-    /// Its name, as a dead letter's `x-error-class` says it.
-    pub fn label(self) -> &'static str {
-        match self {
-            ErrorClass::Transient => "transient",
-            ErrorClass::Permanent => "permanent",
-            ErrorClass::Fatal => "fatal",
-        }
-    }
-}
-
-/// Why a hop to a shard failed: each is transient, and its events go to the
-/// retry topic.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    #[error("aggregator shard {shard} of {metric} is gone: {source}")]
-    ShardUnavailable {
-        metric: MetricKind,
-        shard: usize,
-        source: MailboxError,
-    },
-    #[error(transparent)]
-    ShardRefused(#[from] ShardRefused),
-    #[error("the breaker of shard {shard} of {metric} is open")]
-    BreakerOpen { metric: MetricKind, shard: usize },
-}
-
-impl ProcessError {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            ProcessError::ShardUnavailable { .. }
-            | ProcessError::ShardRefused(_)
-            | ProcessError::BreakerOpen { .. } => ErrorClass::Transient,
-        }
-    }
-}
-
-/// Why a record was not decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("record has no value")]
-    Empty,
-    #[error("unknown schema version {0:?}")]
-    UnknownSchemaVersion(String),
-    #[error("value is not JSON: {0}")]
-    NotJson(#[from] serde_json::Error),
-    #[error("{0}")]
-    Invalid(#[from] ValidationError),
-    #[error("{0}")]
-    RetryHeaders(#[from] RetryHeaderError),
-    #[error("unknown metric {0:?} in a retry record")]
-    UnknownMetric(String),
-    #[error("{0}")]
-    EventTime(#[from] crate::event_time::EventTimeError),
-}
-
-impl DecodeError {
-    /// Every decode error is permanent: the record says what it says, and
-    /// reading it again gives the same error. It is a dead letter.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            DecodeError::Empty
-            | DecodeError::UnknownSchemaVersion(_)
-            | DecodeError::NotJson(_)
-            | DecodeError::Invalid(_)
-            | DecodeError::RetryHeaders(_)
-            | DecodeError::UnknownMetric(_)
-            | DecodeError::EventTime(_) => ErrorClass::Permanent,
-        }
-    }
-
-    /// The dead letter's `x-error-class`: `future` and `too_old` for an
-    /// event time out of bounds, the class's name for the rest.
-    pub fn label(&self) -> &'static str {
-        match self {
-            DecodeError::EventTime(e) => e.label(),
-            _ => self.class().label(),
-        }
-    }
-}
-
-/// Decodes a record of input topic `topic` in the seed's shapes. A missing
-/// `timestamp` is the record's own timestamp, so replays decode to the same
-/// event.
-pub fn decode(topic: InputTopic, record: &RawRecord) -> Result<Event, DecodeError> {
-    let kind = match topic {
-        InputTopic::UserEvents => schema::Kind::UserEvent,
-        InputTopic::PageViews => schema::Kind::PageView,
-        // Never an event kind of its own: a retry record's kind is its
-        // origin's input topic.
-        InputTopic::RetryEvents => {
-            return Err(DecodeError::RetryHeaders(RetryHeaderError::Missing(
-                crate::retry::headers::INPUT,
-            )))
-        }
-    };
-    let version = record
-        .header(SCHEMA_VERSION_HEADER)
-        .map(String::from_utf8_lossy)
-        .unwrap_or(schema::DEFAULT_VERSION.into());
-    let schema = schema::built_in()
-        .get(kind, &version)
-        .ok_or_else(|| DecodeError::UnknownSchemaVersion(version.into_owned()))?;
-    let payload = record.payload.as_deref().ok_or(DecodeError::Empty)?;
-    let mut value = crate::json::Json::parse(payload)?;
-    schema.validate(&value)?;
-    // Validated with it, but not kept: no metric reads a user event's
-    // metadata, and a dead letter or retry carries the record as it was.
-    if let crate::json::Json::Object(obj) = &mut value {
-        obj.remove("metadata");
-    }
-    let now = record
-        .timestamp_ms
-        .and_then(DateTime::<Utc>::from_timestamp_millis)
-        .unwrap_or_else(Utc::now);
-    let defaults = Defaults { now };
-    Ok(match kind {
-        schema::Kind::UserEvent => Event::User(UserEvent::from_json(value, defaults)?),
-        schema::Kind::PageView => Event::Page(PageView::from_json(value, defaults)?),
-    })
-}
-
-/// Hands over what the partition produced since the last flush, for the
-/// commit transaction.
-#[derive(Message)]
-#[rtype(result = "PartitionFlush")]
-pub struct FlushPartition;
-
-/// A partition consumer's part of a commit.
-#[derive(Debug, Default)]
-pub struct PartitionFlush {
-    pub seen: SeenChanges,
-    pub dead_letters: Vec<DeadLetter>,
-    /// The partition's dead-letter mark, when it moved.
-    pub mark: Option<StateUpdate>,
-    pub retries: Vec<RetryRecord>,
-}
+pub use super::decode::{decode, DecodeError};
+use super::hop::send_hop;
+pub use super::hop::ProcessError;
+pub use super::messages::{BatchOutcome, FlushPartition, PartitionFlush, ProcessBatch};
+pub use crate::model::error_class::ErrorClass;
 
 pub struct PartitionConsumer {
     source: SourcePartition,
@@ -477,7 +291,7 @@ impl PartitionConsumer {
             let seed = (t.origin.offset as u64).rotate_left(17)
                 ^ u64::from(attempt).rotate_left(48)
                 ^ (now_ms as u64)
-                ^ crate::router::key_hash(failure.metric.as_str());
+                ^ crate::aggregate::router::key_hash(failure.metric.as_str());
             let delay = self.policy.delay(attempt, seed);
             if !failure.replayed {
                 self.dedupe
@@ -515,36 +329,6 @@ impl PartitionConsumer {
             .fetch_add(applied_retries, Ordering::Relaxed);
         handed_off
     }
-}
-
-/// Sends one hop, unless its breaker is open, and tells the breaker how it went.
-async fn send_hop(hop: Hop) -> (MetricKind, usize, Result<ApplyOutcome, ProcessError>) {
-    let (metric, shard) = (hop.metric, hop.shard);
-    if hop.breaker().permit() == Permit::Refused {
-        return (
-            metric,
-            shard,
-            Err(ProcessError::BreakerOpen { metric, shard }),
-        );
-    }
-    let in_flight = hop.in_flight_guard();
-    let answer = hop.recipient.send(hop.apply).await;
-    drop(in_flight);
-    let result = match answer {
-        Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(refused)) => Err(ProcessError::ShardRefused(refused)),
-        Err(source) => Err(ProcessError::ShardUnavailable {
-            metric,
-            shard,
-            source,
-        }),
-    };
-    let mut breaker = hop.breaker.lock().unwrap_or_else(|p| p.into_inner());
-    match &result {
-        Ok(_) => breaker.success(),
-        Err(_) => breaker.failure(),
-    }
-    (metric, shard, result)
 }
 
 impl Handler<ProcessBatch> for PartitionConsumer {
@@ -671,7 +455,7 @@ impl Handler<ProcessBatch> for PartitionConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breaker::BreakerConfig;
+    use crate::aggregate::breaker::BreakerConfig;
     use crate::read_model::ReadModel;
     use actix::Arbiter;
     use std::time::Duration;
@@ -715,7 +499,7 @@ mod tests {
             panic!("a user event")
         };
         assert_eq!(event.user_id, "u\"1");
-        assert_eq!(event.event_type, crate::event::EventType::Purchase);
+        assert_eq!(event.event_type, crate::model::event::EventType::Purchase);
         assert_eq!(
             event.event_id.map(|id| id.to_string()).as_deref(),
             Some("0b7f6a3c-8f7e-4d43-9c5c-2d8b5d3c1a10")

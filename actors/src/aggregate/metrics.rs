@@ -1,9 +1,9 @@
 //! The metrics arus aggregates. Each is a small state machine over events that
 //! an [`AggregatorShard`](crate::AggregatorShard) runs for the keys routed to it.
 
-use crate::event::{Event, EventType};
-use crate::metric_kind::MetricKind;
-use crate::source::SourcePartition;
+use crate::model::event::{Event, EventType};
+use crate::model::metric_kind::MetricKind;
+use crate::model::source::SourcePartition;
 use crate::state::{Counter, PageStats, SessionState, StateUpdate, Table, UserActivity};
 
 /// One metric's state for the keys of one shard.
@@ -234,8 +234,8 @@ impl Metric for Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Defaults, PageView, UserEvent};
-    use crate::source::InputTopic;
+    use crate::model::event::{Defaults, PageView, UserEvent};
+    use crate::model::source::InputTopic;
     use chrono::{DateTime, Utc};
     use serde_json::json;
 
@@ -245,7 +245,9 @@ mod tests {
             .with_timezone(&Utc);
         Event::User(
             UserEvent::from_json(
-                crate::json::Json::of(&json!({"userId": user, "eventType": kind, "timestamp": at})),
+                crate::model::json::Json::of(
+                    &json!({"userId": user, "eventType": kind, "timestamp": at}),
+                ),
                 Defaults { now },
             )
             .expect("valid"),
@@ -299,7 +301,7 @@ mod tests {
         let purchase = user("u1", "purchase", "2024-01-01T00:00:00Z");
         let page = Event::Page(
             PageView::from_json(
-                crate::json::Json::of(&json!({"userId": "u2", "url": "/p"})),
+                crate::model::json::Json::of(&json!({"userId": "u2", "url": "/p"})),
                 Defaults { now: Utc::now() },
             )
             .expect("valid"),

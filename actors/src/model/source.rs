@@ -76,5 +76,5 @@ impl RawRecord {
     }
 }
 
-/// The header naming the version of the record's value schema.
-pub const SCHEMA_VERSION_HEADER: &str = "schema-version";
+/// The schema version header (see [`crate::model::headers`]).
+pub use crate::model::headers::SCHEMA_VERSION as SCHEMA_VERSION_HEADER;

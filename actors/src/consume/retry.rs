@@ -9,7 +9,7 @@
 //!
 //! Never lost, never applied twice, even across crashes and a broker that
 //! shows aborted records, by two entries in the partition's seen-set (see
-//! [`crate::dedupe`]), both restored with the partition's state:
+//! [`crate::consume::dedupe`]), both restored with the partition's state:
 //!
 //! - `handoff/<offset>/<metric>` where a record was handed to the retry
 //!   topic: a replay of that record hands it over again instead of applying
@@ -24,40 +24,13 @@
 
 use std::time::Duration;
 
-use crate::dead_letter::headers as dl;
-use crate::metric_kind::MetricKind;
-use crate::source::{InputTopic, RawRecord, SourcePartition};
+use crate::model::headers::dead_letter as dl;
+use crate::model::metric_kind::MetricKind;
+use crate::model::source::{InputTopic, RawRecord, SourcePartition};
 
-/// Headers of a retry record besides the dead-letter ones it shares.
-pub mod headers {
-    /// The role of the input topic the event came from: `user-events` or `page-views`.
-    pub const INPUT: &str = "x-input";
-    /// The one metric the event is to be applied to.
-    pub const METRIC: &str = "x-retry-metric";
-    /// Milliseconds since the epoch before which the retry is not tried.
-    pub const NOT_BEFORE: &str = "x-not-before";
-}
-
-/// Headers arus sets on retry and dead-letter records; everything else on a
-/// record is the client's and travels unchanged.
-const OWN_HEADERS: [&str; 10] = [
-    dl::ERROR_CLASS,
-    dl::ERROR_MESSAGE,
-    dl::SOURCE_TOPIC,
-    dl::SOURCE_PARTITION,
-    dl::SOURCE_OFFSET,
-    dl::SOURCE_TIMESTAMP,
-    dl::ATTEMPT,
-    headers::INPUT,
-    headers::METRIC,
-    headers::NOT_BEFORE,
-];
-
-/// Whether `name` is a header arus sets on retry and dead-letter records
-/// (everything else on them is the client's).
-pub fn is_own_header(name: &str) -> bool {
-    OWN_HEADERS.contains(&name)
-}
+pub use crate::model::headers::is_own as is_own_header;
+/// The headers of a retry record.
+pub use crate::model::headers::retry as headers;
 
 /// Where an event first entered arus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +45,6 @@ impl Origin {
     pub fn retried_id(&self, metric: MetricKind) -> String {
         format!("retried/{}/{}/{metric}", self.source, self.offset)
     }
-}
-
-/// The start of every hand-off id in a seen-set.
-pub const HANDOFF_PREFIX: &str = "handoff/";
-
-/// The seen-set id marking that the record at `offset` was handed to the
-/// retry topic for `metric`.
-pub fn handoff_id(offset: i64, metric: MetricKind) -> String {
-    format!("{HANDOFF_PREFIX}{offset}/{metric}")
 }
 
 /// A record on its way to the retry topic.
@@ -191,7 +155,7 @@ impl Retried {
             headers: record
                 .headers
                 .iter()
-                .filter(|(k, _)| !OWN_HEADERS.contains(&k.as_str()))
+                .filter(|(k, _)| !is_own_header(k))
                 .cloned()
                 .collect(),
         };

@@ -4,20 +4,12 @@
 //! same transaction as the offsets that move past them, so the partition
 //! keeps moving and no record is lost or dead-lettered twice.
 
-use crate::partition_consumer::ErrorClass;
-use crate::source::{RawRecord, SourcePartition};
+use crate::model::error_class::ErrorClass;
+use crate::model::source::{RawRecord, SourcePartition};
 use crate::state::{DeadLetterMark, StateUpdate};
 
 /// Headers added to a dead letter; the original headers come first.
-pub mod headers {
-    pub const ERROR_CLASS: &str = "x-error-class";
-    pub const ERROR_MESSAGE: &str = "x-error-message";
-    pub const SOURCE_TOPIC: &str = "x-source-topic";
-    pub const SOURCE_PARTITION: &str = "x-source-partition";
-    pub const SOURCE_OFFSET: &str = "x-source-offset";
-    pub const SOURCE_TIMESTAMP: &str = "x-source-timestamp";
-    pub const ATTEMPT: &str = "x-attempt";
-}
+pub use crate::model::headers::dead_letter as headers;
 
 /// A record on its way to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +23,7 @@ pub struct DeadLetter {
     pub attempt: u32,
     /// For an event whose retries ran out: the one metric it still lacks
     /// (a replay sends it back through the retry topic for that metric only).
-    pub metric: Option<crate::metric_kind::MetricKind>,
+    pub metric: Option<crate::model::metric_kind::MetricKind>,
 }
 
 impl DeadLetter {
@@ -54,7 +46,7 @@ impl DeadLetter {
         .into_iter()
         .chain(
             self.metric
-                .map(|m| (crate::retry::headers::METRIC, m.to_string())),
+                .map(|m| (crate::model::headers::retry::METRIC, m.to_string())),
         )
         .collect()
     }
@@ -139,7 +131,7 @@ impl DeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::InputTopic;
+    use crate::model::source::InputTopic;
 
     fn record(offset: i64) -> RawRecord {
         RawRecord {

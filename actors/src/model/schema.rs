@@ -23,8 +23,8 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use crate::event::ValidationError;
-use crate::json::{Json, Object};
+use crate::model::event::ValidationError;
+use crate::model::json::{Json, Object};
 
 /// The version of a record without a `schema-version` header.
 pub const DEFAULT_VERSION: &str = "1";
@@ -67,17 +67,17 @@ const FILES: [(Kind, &str, &str); 3] = [
     (
         Kind::UserEvent,
         "1",
-        include_str!("../../config/schemas/user-event.v1.json"),
+        include_str!("../../../config/schemas/user-event.v1.json"),
     ),
     (
         Kind::PageView,
         "1",
-        include_str!("../../config/schemas/page-view.v1.json"),
+        include_str!("../../../config/schemas/page-view.v1.json"),
     ),
     (
         Kind::PageView,
         "2",
-        include_str!("../../config/schemas/page-view.v2.json"),
+        include_str!("../../../config/schemas/page-view.v2.json"),
     ),
 ];
 

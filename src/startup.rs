@@ -18,7 +18,7 @@ use crate::health::Health;
 use crate::http::{self, AppState};
 use crate::kafka::admin::provision_topics;
 use crate::kafka::changelog_reader::ReadModelFeeder;
-use crate::kafka::consumer_driver::{ConsumerDriver, DriverParts};
+use crate::kafka::consumer::driver::{ConsumerDriver, DriverParts};
 use crate::kafka::embedded::EmbeddedBroker;
 use crate::kafka::offsets::OffsetReader;
 use crate::kafka::producer::EventProducer;

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{auth, read_body, AppState};
 use crate::error::ApiError;
-use crate::kafka::dead_letters;
+use crate::kafka::dead_letter_reader;
 use arus_actors::model::event::ValidationError;
 use arus_actors::MetricKind;
 
@@ -33,7 +33,7 @@ pub async fn list(
     let settings = state.settings.clone();
     let brokers = state.brokers.clone();
     // Reading Kafka blocks: off the HTTP worker.
-    let letters = web::block(move || dead_letters::recent(&settings, &brokers, limit))
+    let letters = web::block(move || dead_letter_reader::recent(&settings, &brokers, limit))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(format!("reading the dead-letter topic: {e:#}")))?;
@@ -96,14 +96,14 @@ pub async fn replay(
     let (settings, brokers) = (state.settings.clone(), state.brokers.clone());
     let lookup = wanted.clone();
     let found = web::block(move || {
-        let partitions = dead_letters::partitions(&settings, &brokers)?;
+        let partitions = dead_letter_reader::partitions(&settings, &brokers)?;
         if let Some((p, _)) = lookup.iter().find(|(p, _)| !partitions.contains(p)) {
             return Ok(Err(format!(
                 "partition {p} is not a partition of the dead-letter topic (it has {})",
                 partitions.len()
             )));
         }
-        dead_letters::fetch(&settings, &brokers, &lookup).map(Ok)
+        dead_letter_reader::fetch(&settings, &brokers, &lookup).map(Ok)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -141,7 +141,7 @@ pub async fn replay(
 
 async fn replay_one(
     state: &AppState,
-    letter: &dead_letters::StoredLetter,
+    letter: &dead_letter_reader::StoredLetter,
     error_topic: &str,
     retry_topic: &str,
 ) -> Result<serde_json::Value, String> {

@@ -1,7 +1,7 @@
 //! A consumer group's offsets on arus's input topics (admin):
 //! `GET /v1/consumer-groups/{group}/offsets` reads them now;
 //! `POST /v1/consumer-groups/{group}/reset` moves them (see
-//! [`crate::kafka::reset`]).
+//! [`crate::kafka::consumer::reset`]).
 
 use std::time::Duration;
 
@@ -13,8 +13,8 @@ use serde_json::json;
 use super::{auth, read_body, AppState};
 use crate::error::ApiError;
 use crate::kafka::client_config;
+use crate::kafka::consumer::reset::{self, Planned, ResetRefused, ResetRequest, Target};
 use crate::kafka::offsets::{Member, OffsetReader, PartitionOffsets};
-use crate::kafka::reset::{self, Planned, ResetRefused, ResetRequest, Target};
 
 /// Kafka's own limit on a group id's length.
 const MAX_GROUP_ID: usize = 255;

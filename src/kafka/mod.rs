@@ -1,19 +1,13 @@
 //! Kafka wiring: client settings, topic provisioning, the embedded broker,
-//! the ingest producer, the consumer driver with its transactional
-//! committer, and the changelog readers.
+//! the ingest producer, the consumer with its exactly-once protocol
+//! (`consumer/`), the changelog readers and the dead-letter reader.
 
-mod abort_streak;
 pub mod admin;
 pub mod changelog_reader;
 pub mod client_config;
-pub mod committer;
-pub mod consumer_driver;
-pub mod dead_letters;
+pub mod consumer;
+pub mod dead_letter_reader;
 pub mod embedded;
 pub mod offsets;
-mod partitions;
 pub mod producer;
 pub mod records;
-pub mod reset;
-mod resume;
-mod retry_hold;

@@ -20,7 +20,7 @@ use arus_actors::model::source::SourcePartition;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::offsets::PartitionOffsets;
+use crate::kafka::offsets::PartitionOffsets;
 
 /// Where to move each partition.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -20,7 +20,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::TopicPartitionList;
 use tracing::{debug, warn};
 
-use super::{client_config, records};
+use crate::kafka::{client_config, records};
 
 /// How a failed commit is to be handled.
 #[derive(Debug, thiserror::Error)]

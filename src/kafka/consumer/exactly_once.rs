@@ -35,12 +35,12 @@ use tracing::{error, info, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::abort_streak::{AbortStreak, AfterAbort};
-use super::changelog_reader;
 use super::committer::{CommitError, Committer, Outputs};
 use super::reset::{ResetDone, ResetRefused, ResetRequest};
 use super::resume::{resume_from, Restored, ResumeFrom};
 use super::retry_hold::RetryHold;
 use crate::health::Health;
+use crate::kafka::changelog_reader;
 
 /// A partition's restored eventId buckets: first offset and ids.
 type SeenBuckets = Vec<(i64, Vec<(String, SeenEntry)>)>;

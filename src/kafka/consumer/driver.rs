@@ -38,11 +38,11 @@ use tracing::{debug, error, info, warn};
 
 use super::abort_streak::AbortStreak;
 use super::committer::Committer;
-use super::partitions::{DriverContext, Partitions, RestoreDone, Slot};
+use super::exactly_once::{DriverContext, Partitions, RestoreDone, Slot};
 use super::reset::ResetRequest;
 use super::retry_hold::Offered;
-use super::{client_config, records};
 use crate::health::Health;
+use crate::kafka::{client_config, records};
 use crate::telemetry::propagation;
 
 /// The partitions this instance holds right now.

@@ -1,0 +1,22 @@
+//! The group consumer and its exactly-once protocol, each decision in a
+//! piece of its own:
+//!
+//! ```text
+//! driver.rs        the poll loop on its own thread: batches to the partition actors,
+//!                  the commit barrier every interval, pause and resume
+//! exactly_once.rs  what the poll loop and the rebalance callbacks share: assignment,
+//!                  commit, rollback, restore, fencing, reset
+//! committer.rs     one Kafka transaction: changelog entries, dead letters, retries, offsets
+//! abort_streak.rs  after an abort: roll back, recreate the producer, or stop
+//! resume.rs        where a restored partition's input resumes
+//! retry_hold.rs    which retry records wait for their time
+//! reset.rs         offset resets of this instance's own group
+//! ```
+
+mod abort_streak;
+pub mod committer;
+pub mod driver;
+mod exactly_once;
+pub mod reset;
+mod resume;
+mod retry_hold;

@@ -39,6 +39,7 @@ use tracing::{debug, error, info, warn};
 use super::abort_streak::AbortStreak;
 use super::committer::Committer;
 use super::exactly_once::{DriverContext, Partitions, RestoreDone, Slot};
+use super::pause::{Assigned, Paused};
 use super::reset::ResetRequest;
 use super::retry_hold::Offered;
 use crate::health::Health;
@@ -225,7 +226,7 @@ struct PollLoop {
     stop: Arc<AtomicBool>,
     consumption: Consumption,
     /// Partitions paused for [`Consumption`], with their assignment epoch.
-    paused: RefCell<HashMap<SourcePartition, u64>>,
+    paused: RefCell<Paused>,
     max_batch: usize,
     poll_timeout: Duration,
     commit_interval: Duration,
@@ -283,7 +284,7 @@ impl PollLoop {
             restored,
             stop,
             consumption,
-            paused: RefCell::new(HashMap::new()),
+            paused: RefCell::new(Paused::default()),
             max_batch,
             poll_timeout,
             commit_interval,
@@ -465,50 +466,39 @@ impl PollLoop {
     /// due (the retry scheduler resumes those) and partitions restoring.
     fn apply_pause(&self) {
         let mut paused = self.paused.borrow_mut();
-        let slots = self.partitions.slots();
-        paused.retain(|source, epoch| slots.get(source).is_some_and(|s| s.epoch == *epoch));
-        let (change, pausing): (Vec<(SourcePartition, u64)>, bool) = if self.consumption.paused() {
-            let new = slots
-                .iter()
-                .filter(|(source, slot)| slot.actor.is_some() && !paused.contains_key(source))
-                .map(|(source, slot)| (*source, slot.epoch))
-                .collect();
-            (new, true)
-        } else {
-            let ready = paused
-                .drain()
-                .filter(|(source, _)| {
-                    slots
-                        .get(source)
-                        .is_some_and(|s| s.actor.is_some() && s.held.is_empty())
-                })
-                .collect();
-            (ready, false)
-        };
-        drop(slots);
-        if change.is_empty() {
-            self.consumption
-                .applied
-                .store(paused.len(), Ordering::SeqCst);
-            return;
-        }
-        let sources: Vec<SourcePartition> = change.iter().map(|(s, _)| *s).collect();
-        let tpl = self.partitions.tpl(&sources);
-        let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
-        if pausing {
-            match self.consumer.pause(&tpl) {
+        let assigned: HashMap<SourcePartition, Assigned> = self
+            .partitions
+            .slots()
+            .iter()
+            .map(|(source, slot)| {
+                let a = Assigned {
+                    epoch: slot.epoch,
+                    running: slot.actor.is_some(),
+                    holding: !slot.held.is_empty(),
+                };
+                (*source, a)
+            })
+            .collect();
+        let change = paused.turn(self.consumption.paused(), &assigned);
+        if !change.pause.is_empty() {
+            let sources: Vec<SourcePartition> = change.pause.iter().map(|(s, _)| *s).collect();
+            let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
+            match self.consumer.pause(&self.partitions.tpl(&sources)) {
                 Ok(()) => {
                     info!(partitions = ?names, "consumption paused");
-                    paused.extend(change);
+                    paused.paused(change.pause);
                 }
                 Err(error) => warn!(%error, "cannot pause consumption; trying again"),
             }
-        } else {
-            match self.consumer.resume(&tpl) {
+        }
+        if !change.resume.is_empty() {
+            let sources: Vec<SourcePartition> = change.resume.iter().map(|(s, _)| *s).collect();
+            let names: Vec<String> = sources.iter().map(ToString::to_string).collect();
+            match self.consumer.resume(&self.partitions.tpl(&sources)) {
                 Ok(()) => info!(partitions = ?names, "consumption resumed"),
                 Err(error) => {
                     warn!(%error, "cannot resume consumption; trying again");
-                    paused.extend(change);
+                    paused.not_resumed(change.resume);
                 }
             }
         }

@@ -8,6 +8,7 @@
 //!                  commit, rollback, restore, fencing, reset
 //! committer.rs     one Kafka transaction: changelog entries, dead letters, retries, offsets
 //! abort_streak.rs  after an abort: roll back, recreate the producer, or stop
+//! pause.rs         which partitions an operator's pause or resume moves now
 //! resume.rs        where a restored partition's input resumes
 //! retry_hold.rs    which retry records wait for their time
 //! reset.rs         offset resets of this instance's own group
@@ -17,6 +18,7 @@ mod abort_streak;
 pub mod committer;
 pub mod driver;
 mod exactly_once;
+mod pause;
 pub mod reset;
 mod resume;
 mod retry_hold;

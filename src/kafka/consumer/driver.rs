@@ -316,8 +316,8 @@ impl PollLoop {
             let until_commit = self.commit_interval.saturating_sub(last_commit.elapsed());
             let mut batches = self.poll_batches(self.poll_timeout.min(until_commit));
             self.release_due(&mut batches);
-            if let Some(reason) = self.partitions.failure() {
-                anyhow::bail!(reason);
+            if let Some(error) = self.partitions.failure() {
+                return Err(error.into());
             }
             while let Ok(done) = self.restored.try_recv() {
                 self.partitions.finish_restore(&self.consumer, done)?;

@@ -36,6 +36,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::abort_streak::{AbortStreak, AfterAbort};
 use super::committer::{CommitError, Committer, Outputs};
+use super::error::ConsumerError;
 use super::reset::{ResetDone, ResetRefused, ResetRequest};
 use super::resume::{resume_from, Restored, ResumeFrom};
 use super::retry_hold::RetryHold;
@@ -89,7 +90,7 @@ pub(super) struct Partitions {
     /// same transactional.id): nothing more may be committed with it.
     pub fenced: AtomicBool,
     /// Set when a callback hits an error the process cannot go on after.
-    pub fatal: Mutex<Option<String>>,
+    pub fatal: Mutex<Option<ConsumerError>>,
     /// The last abort's kind (see `abort_kind`) and how many transactions in
     /// a row ended on it.
     pub aborts: Mutex<AbortStreak>,
@@ -156,13 +157,17 @@ impl Partitions {
         list
     }
 
-    fn fail(&self, reason: String) {
-        error!(%reason, "consumer cannot go on");
-        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    fn fail(&self, error: ConsumerError) {
+        error!(%error, class = ?error.class(), "consumer cannot go on");
+        self.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(error);
     }
 
-    pub fn failure(&self) -> Option<String> {
-        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The error a rebalance callback stopped the consumer with, if any.
+    pub fn failure(&self) -> Option<ConsumerError> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Applied offsets not yet committed.
@@ -745,7 +750,10 @@ impl ConsumerContext for DriverContext {
         let revoked = p.sources(tpl);
         match p.on_revoke(consumer, &revoked) {
             Ok(()) => info!(partitions = ?names(&revoked), "partitions revoked"),
-            Err(e) => p.fail(format!("revoking {:?}: {e:#}", names(&revoked))),
+            Err(source) => p.fail(ConsumerError::Revoke {
+                partitions: format!("{:?}", names(&revoked)),
+                source,
+            }),
         }
     }
 
@@ -757,7 +765,10 @@ impl ConsumerContext for DriverContext {
                 let assigned = p.sources(tpl);
                 match p.on_assign(consumer, &assigned) {
                     Ok(()) => info!(partitions = ?names(&assigned), "partitions assigned"),
-                    Err(e) => p.fail(format!("assigning {:?}: {e:#}", names(&assigned))),
+                    Err(source) => p.fail(ConsumerError::Assign {
+                        partitions: format!("{:?}", names(&assigned)),
+                        source,
+                    }),
                 }
                 p.health.set_joined(true);
             }

@@ -17,6 +17,7 @@
 mod abort_streak;
 pub mod committer;
 pub mod driver;
+mod error;
 mod exactly_once;
 mod pause;
 pub mod reset;

@@ -47,10 +47,32 @@ pub struct Dedupe {
     /// How many ids in the set are retry hand-offs (see [`crate::consume::retry`]):
     /// while there are none, records need no hand-off lookup.
     handoffs: usize,
+    /// How many are bare eventIds, as written before an event's identity
+    /// took in its content (see [`event_identity`]): while there are none,
+    /// records need no second lookup.
+    bare: usize,
 }
 
 fn is_handoff(id: &str) -> bool {
     id.starts_with(HANDOFF_PREFIX)
+}
+
+/// The length of a hyphenated UUID, which a bare eventId is.
+const UUID_LEN: usize = 36;
+
+fn is_bare_event_id(id: &str) -> bool {
+    id.len() == UUID_LEN && !id.contains('.') && !id.contains('/')
+}
+
+/// An event's seen-set id: its eventId and its content's hash
+/// (`<uuid>.<16 hex digits>`), so that only the same event again (a
+/// client's retry) matches it. The eventId is its first 36 characters.
+pub fn event_identity(event_id: uuid::Uuid, content_hash: u64) -> String {
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(UUID_LEN + 17);
+    // Writing to a String cannot fail.
+    let _ = write!(id, "{}.{content_hash:016x}", event_id.hyphenated());
+    id
 }
 
 /// What changed since the last flush: buckets to write and to delete.
@@ -90,6 +112,7 @@ impl Dedupe {
             source,
             window_ms,
             handoffs: seen.keys().filter(|id| is_handoff(id)).count(),
+            bare: seen.keys().filter(|id| is_bare_event_id(id)).count(),
             newest_ms: order.last().map_or(i64::MIN, |(t, _)| *t),
             seen,
             order: order.into(),
@@ -116,6 +139,7 @@ impl Dedupe {
             }
             Entry::Vacant(new) => {
                 self.handoffs += usize::from(is_handoff(id));
+                self.bare += usize::from(is_bare_event_id(id));
                 let id = Arc::clone(new.key());
                 new.insert(SeenEntry { offset, at_ms });
                 self.order.push_back((at_ms, Arc::clone(&id)));
@@ -126,6 +150,11 @@ impl Dedupe {
     }
 
     /// Whether any retry hand-off is in the set.
+    /// Whether any bare eventId (an entry of an earlier version) is in the set.
+    pub fn has_bare_ids(&self) -> bool {
+        self.bare > 0
+    }
+
     pub fn has_handoffs(&self) -> bool {
         self.handoffs > 0
     }
@@ -158,6 +187,7 @@ impl Dedupe {
             if self.seen.get(&id).is_some_and(|e| e.at_ms == at) {
                 self.seen.remove(&id);
                 self.handoffs -= usize::from(is_handoff(&id));
+                self.bare -= usize::from(is_bare_event_id(&id));
             }
         }
     }
@@ -313,5 +343,29 @@ mod tests {
         // The restored bucket expires like any other.
         assert!(d.is_first("y", 10, 16 * MIN));
         assert_eq!(buckets(&d.flush().deletes), vec![(7, vec![])]);
+    }
+
+    #[test]
+    fn event_identities_and_the_bare_ids_of_earlier_versions() {
+        let id = uuid::Uuid::parse_str("6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b").expect("a uuid");
+        let identity = event_identity(id, 0xab);
+        assert_eq!(
+            identity,
+            "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b.00000000000000ab"
+        );
+        assert_eq!(&identity[..UUID_LEN], id.to_string());
+        let source = SourcePartition::new(InputTopic::UserEvents, 0);
+        let entry = SeenEntry {
+            offset: 3,
+            at_ms: 0,
+        };
+        let earlier = Dedupe::new(source, 10 * MIN, vec![(3, vec![(id.to_string(), entry)])]);
+        assert!(earlier.has_bare_ids());
+        assert!(earlier.seen_before(&identity[..UUID_LEN], 4));
+        let now = Dedupe::new(source, 10 * MIN, vec![(3, vec![(identity.clone(), entry)])]);
+        assert!(!now.has_bare_ids());
+        let mut handoffs = Dedupe::new(source, 10 * MIN, Vec::new());
+        assert!(handoffs.is_first(&handoff_id(5, MetricKind::Users), 5, 0));
+        assert!(!handoffs.has_bare_ids());
     }
 }

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use crate::aggregate::router::{MetricSet, Routed, Router};
 use crate::aggregate::supervision::Stop;
 use crate::consume::dead_letter::{DeadLetter, DeadLetters};
-use crate::consume::dedupe::{handoff_id, Dedupe};
+use crate::consume::dedupe::{event_identity, handoff_id, Dedupe};
 use crate::consume::retry::{Origin, Retried, RetryPolicy, RetryRecord};
 use crate::model::event::Event;
 use crate::model::event_time::TimeBounds;
@@ -175,13 +175,13 @@ impl PartitionConsumer {
             return None;
         }
         if let Some(id) = event.event_id() {
-            let id = id.to_string();
             // A retry is the same eventId with the same content; the same
             // eventId with other content is another event, and counts.
             // Entries written before the content was part of the identity
-            // hold the bare eventId.
-            let identity = format!("{id}.{:016x}", event.content_hash());
-            if self.dedupe.seen_before(&id, record.offset)
+            // hold the bare eventId: looked up too while any are held.
+            let identity = event_identity(id, event.content_hash());
+            let bare = &identity[..36];
+            if (self.dedupe.has_bare_ids() && self.dedupe.seen_before(bare, record.offset))
                 || !self.dedupe.is_first(&identity, record.offset, at_ms)
             {
                 *duplicates += 1;

@@ -34,7 +34,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::{DynFilterFn, EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -87,6 +87,24 @@ const STREAM_ERROR_EVERY: Duration = Duration::from_secs(60);
 static STREAM_ERRORS_HELD: AtomicU64 = AtomicU64::new(0);
 static STREAM_ERROR_LAST: Mutex<Option<Instant>> = Mutex::new(None);
 
+/// The filter that holds back the dispatcher's flood. Its callsites alone
+/// are asked at each event (the others are decided once, when they
+/// register, at no cost per event).
+fn flood_guard<S>() -> impl tracing_subscriber::layer::Filter<S> {
+    DynFilterFn::new(
+        |meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>| {
+            not_a_flood(meta)
+        },
+    )
+    .with_callsite_filter(|meta| {
+        if meta.target() == STREAM_ERROR_TARGET {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    })
+}
+
 /// Whether a log line may pass: all do but the dispatcher's errors, which
 /// pass once a minute.
 fn not_a_flood(meta: &tracing::Metadata<'_>) -> bool {
@@ -119,7 +137,7 @@ fn pretty_logs() -> Box<dyn Layer<Registry> + Send + Sync> {
     tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_filter(log_filter())
-        .with_filter(filter_fn(not_a_flood))
+        .with_filter(flood_guard())
         .boxed()
 }
 
@@ -138,7 +156,7 @@ pub fn init_from(settings: &TelemetrySettings, instance_id: &str) -> anyhow::Res
         tracing_subscriber::fmt::layer()
             .event_format(JsonLines)
             .with_filter(log_filter())
-            .with_filter(filter_fn(not_a_flood))
+            .with_filter(flood_guard())
             .boxed()
     } else {
         pretty_logs()
@@ -427,5 +445,31 @@ mod tests {
             passed,
             vec![true, false, false, false, true, false, false, true]
         );
+    }
+
+    #[test]
+    fn a_flood_of_dispatcher_errors_leaves_one_line() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Arc;
+        struct Count(Arc<AtomicUsize>);
+        impl<S: Subscriber> Layer<S> for Count {
+            fn on_event(&self, _: &Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let seen = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(Count(Arc::clone(&seen)).with_filter(flood_guard()));
+        let held = stream_errors_held();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..20 {
+                tracing::error!(target: "actix_http::h1::dispatcher", "stream error: request parse error");
+            }
+            for _ in 0..3 {
+                tracing::error!("an error of arus's own");
+            }
+        });
+        assert_eq!(seen.load(Ordering::SeqCst), 1 + 3);
+        assert_eq!(stream_errors_held() - held, 19);
     }
 }

@@ -34,7 +34,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::{DynFilterFn, EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::{DynFilterFn, EnvFilter, FilterExt as _, LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -89,7 +89,11 @@ static STREAM_ERROR_LAST: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// The filter that holds back the dispatcher's flood. Its callsites alone
 /// are asked at each event (the others are decided once, when they
-/// register, at no cost per event).
+/// register, at no cost per event). It is combined with the level filter
+/// into one filter (`and`), never stacked as a second one: two per-layer
+/// filters that answer a callsite differently (the level filter "never",
+/// this one "always") make it "sometimes", asked at every event, and
+/// rdkafka logs a `trace!` as each message is dropped.
 fn flood_guard<S>() -> impl tracing_subscriber::layer::Filter<S> {
     DynFilterFn::new(
         |meta: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>| {
@@ -136,8 +140,7 @@ pub fn stream_errors_held() -> u64 {
 fn pretty_logs() -> Box<dyn Layer<Registry> + Send + Sync> {
     tracing_subscriber::fmt::layer()
         .with_target(false)
-        .with_filter(log_filter())
-        .with_filter(flood_guard())
+        .with_filter(log_filter().and(flood_guard()))
         .boxed()
 }
 
@@ -155,8 +158,7 @@ pub fn init_from(settings: &TelemetrySettings, instance_id: &str) -> anyhow::Res
     let logs: Box<dyn Layer<Registry> + Send + Sync> = if settings.log_format == "json" {
         tracing_subscriber::fmt::layer()
             .event_format(JsonLines)
-            .with_filter(log_filter())
-            .with_filter(flood_guard())
+            .with_filter(log_filter().and(flood_guard()))
             .boxed()
     } else {
         pretty_logs()

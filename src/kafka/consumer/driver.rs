@@ -38,8 +38,9 @@ use tracing::{debug, error, info, warn};
 
 use super::abort_streak::AbortStreak;
 use super::committer::Committer;
-use super::exactly_once::{DriverContext, Partitions, RestoreDone, Slot};
+use super::exactly_once::{Partitions, RestoreDone, Slot};
 use super::pause::{Assigned, Paused};
+use super::rebalance::DriverContext;
 use super::reset::ResetRequest;
 use super::retry_hold::Offered;
 use crate::health::Health;

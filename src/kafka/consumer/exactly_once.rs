@@ -29,8 +29,8 @@ use arus_actors::{ConsumerStats, FlushPartition, PartitionConsumer, Router};
 use arus_config::Settings;
 use futures::executor::block_on;
 use futures::future::join_all;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
 use tracing::{error, info, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -144,7 +144,7 @@ impl Partitions {
             .map_or("", |(name, _)| name.as_str())
     }
 
-    fn sources(&self, tpl: &TopicPartitionList) -> Vec<SourcePartition> {
+    pub(super) fn sources(&self, tpl: &TopicPartitionList) -> Vec<SourcePartition> {
         tpl.elements()
             .iter()
             .filter_map(|e| Some(SourcePartition::new(self.input(e.topic())?, e.partition())))
@@ -157,7 +157,7 @@ impl Partitions {
         list
     }
 
-    fn fail(&self, error: ConsumerError) {
+    pub(super) fn fail(&self, error: ConsumerError) {
         error!(%error, class = ?error.class(), "consumer cannot go on");
         self.fatal
             .lock()
@@ -171,7 +171,7 @@ impl Partitions {
     }
 
     /// Applied offsets not yet committed.
-    fn pending(&self) -> TopicPartitionList {
+    pub(super) fn pending(&self) -> TopicPartitionList {
         let slots = self.slots();
         let mut tpl = TopicPartitionList::new();
         for (source, slot) in slots.iter() {
@@ -187,7 +187,7 @@ impl Partitions {
         tpl
     }
 
-    fn mark_committed(&self, tpl: &TopicPartitionList) {
+    pub(super) fn mark_committed(&self, tpl: &TopicPartitionList) {
         let mut slots = self.slots();
         for elem in tpl.elements() {
             let Some(topic) = self.input(elem.topic()) else {
@@ -209,7 +209,7 @@ impl Partitions {
     /// commit.
     /// The commit's span, linked to the consume spans of the traced records
     /// it covers; none when tracing is off.
-    fn commit_span(&self, out: &Outputs, partitions: usize) -> tracing::Span {
+    pub(super) fn commit_span(&self, out: &Outputs, partitions: usize) -> tracing::Span {
         // Links are gathered only while tracing: nothing to take otherwise.
         if !crate::telemetry::tracing_on() {
             return tracing::Span::none();
@@ -361,7 +361,10 @@ impl Partitions {
     /// Forgets the state of every assigned partition and restores it from
     /// the changelog; when the restore is done the partitions seek back to
     /// their committed offsets (see [`Partitions::finish_restore`]).
-    fn rollback<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
+    pub(super) fn rollback<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+    ) -> anyhow::Result<()> {
         let sources: Vec<SourcePartition> = self.slots().keys().copied().collect();
         block_on(self.router.forget(&sources))?;
         self.begin_restore(consumer, &sources, true, None)?;
@@ -386,7 +389,7 @@ impl Partitions {
     /// restore is finished. `rewind`: seek them back to their committed
     /// offsets then (a rollback). `reset`: make this offset reset once the
     /// state is read (see [`Partitions::begin_reset`]).
-    fn begin_restore<C: ConsumerContext>(
+    pub(super) fn begin_restore<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         sources: &[SourcePartition],
@@ -597,183 +600,8 @@ impl Partitions {
         }
         Ok(())
     }
-
-    /// Starts an offset reset of partitions this instance holds (see
-    /// [`super::reset`]). Called by the poll loop right after a commit, with
-    /// no batch in flight: the partitions' whole state is in the changelog.
-    /// They are rolled back (state forgotten, paused) and their state read;
-    /// [`Partitions::finish_restore`] then commits the reset and resumes.
-    pub fn begin_reset<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        reset: ResetRequest,
-    ) -> anyhow::Result<()> {
-        let sources = reset.sources();
-        let (not_ready, retries_held) = {
-            let slots = self.slots();
-            let not_ready: Vec<String> = sources
-                .iter()
-                .filter(|s| slots.get(s).is_none_or(|slot| slot.actor.is_none()))
-                .map(ToString::to_string)
-                .collect();
-            let held: usize = slots.values().map(|slot| slot.held.len()).sum();
-            (not_ready, held)
-        };
-        if !not_ready.is_empty() || self.is_fenced() {
-            reset.refuse(ResetRefused::Busy(format!(
-                "this instance does not hold {} ready to reset (a rebalance or a restore is \
-                 under way); try again shortly",
-                if not_ready.is_empty() {
-                    "its partitions".to_string()
-                } else {
-                    not_ready.join(", ")
-                }
-            )));
-            return Ok(());
-        }
-        if reset.rebuild && retries_held > 0 {
-            // A retried hop applied after the rebuild began would mark its
-            // entry as including offsets the rebuild has not replayed yet.
-            reset.refuse(ResetRefused::Busy(format!(
-                "{retries_held} retry records are waiting for their time; a rebuild waits \
-                 until the retry topic is drained"
-            )));
-            return Ok(());
-        }
-        block_on(self.router.forget(&sources))?;
-        info!(partitions = ?names(&sources), rebuild = reset.rebuild, "resetting offsets");
-        self.begin_restore(consumer, &sources, true, Some(reset))
-    }
-
-    /// The reset's transaction: the new offsets and, for a rebuild, a
-    /// tombstone for each of `state`'s entries but the dead-letter marks.
-    /// Returns how many entries it deleted.
-    fn commit_reset<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        reset: &ResetRequest,
-        state: &[StateUpdate],
-    ) -> Result<usize, ResetRefused> {
-        let deletes: Vec<(i32, String)> = if reset.rebuild {
-            state
-                .iter()
-                .filter(|u| !matches!(u, StateUpdate::DeadLetters { .. }))
-                .map(changelog::tombstone)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let deleted = deletes.len();
-        let out = Outputs {
-            deletes,
-            ..Outputs::default()
-        };
-        let mut offsets = TopicPartitionList::new();
-        for (source, offset) in &reset.offsets {
-            offsets
-                .add_partition_offset(
-                    self.topic_name(source.topic),
-                    source.partition,
-                    Offset::Offset(*offset),
-                )
-                .map_err(|e| ResetRefused::Failed(e.to_string()))?;
-        }
-        let group = consumer.group_metadata().ok_or_else(|| {
-            ResetRefused::Busy("the consumer is not in its group right now".into())
-        })?;
-        let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
-        match committer.commit(&out, &offsets, &group) {
-            Ok(()) => {
-                self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                Ok(deleted)
-            }
-            Err(CommitError::Aborted(error)) => Err(ResetRefused::Failed(format!(
-                "the reset's transaction aborted ({error}); nothing was reset"
-            ))),
-            Err(CommitError::Fatal(error)) => {
-                self.fenced.store(true, Ordering::SeqCst);
-                Err(ResetRefused::Failed(format!(
-                    "the reset's transaction failed ({error}); nothing was reset"
-                )))
-            }
-        }
-    }
-
-    fn on_assign<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        assigned: &[SourcePartition],
-    ) -> anyhow::Result<()> {
-        // State first: no input of these partitions is processed before it.
-        self.begin_restore(consumer, assigned, false, None)
-    }
-
-    fn on_revoke<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        revoked: &[SourcePartition],
-    ) -> anyhow::Result<()> {
-        // Nothing is in flight, so this commits the partitions' work whole
-        // before another member takes them; unless the producer is fenced,
-        // and the work is abandoned whole instead.
-        if !self.is_fenced() {
-            self.commit(consumer)?;
-        }
-        block_on(self.router.forget(revoked))?;
-        let mut slots = self.slots();
-        for source in revoked {
-            // Dropping the last address stops the actor once its mailbox is empty.
-            slots.remove(source);
-        }
-        Ok(())
-    }
 }
 
-/// The consumer's context: rebalance callbacks become work on the partitions.
-pub(super) struct DriverContext {
-    pub partitions: Arc<Partitions>,
-}
-
-impl ClientContext for DriverContext {}
-
-fn names(sources: &[SourcePartition]) -> Vec<String> {
+pub(super) fn names(sources: &[SourcePartition]) -> Vec<String> {
     sources.iter().map(ToString::to_string).collect()
-}
-
-impl ConsumerContext for DriverContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else {
-            return;
-        };
-        let p = &self.partitions;
-        p.stats.rebalances.fetch_add(1, Ordering::Relaxed);
-        let revoked = p.sources(tpl);
-        match p.on_revoke(consumer, &revoked) {
-            Ok(()) => info!(partitions = ?names(&revoked), "partitions revoked"),
-            Err(source) => p.fail(ConsumerError::Revoke {
-                partitions: format!("{:?}", names(&revoked)),
-                source,
-            }),
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let p = &self.partitions;
-                p.stats.rebalances.fetch_add(1, Ordering::Relaxed);
-                let assigned = p.sources(tpl);
-                match p.on_assign(consumer, &assigned) {
-                    Ok(()) => info!(partitions = ?names(&assigned), "partitions assigned"),
-                    Err(source) => p.fail(ConsumerError::Assign {
-                        partitions: format!("{:?}", names(&assigned)),
-                        source,
-                    }),
-                }
-                p.health.set_joined(true);
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(error) => warn!(%error, "rebalance error"),
-        }
-    }
 }

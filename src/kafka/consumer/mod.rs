@@ -6,6 +6,8 @@
 //!                  the commit barrier every interval, pause and resume
 //! exactly_once.rs  what the poll loop and the rebalance callbacks share: assignment,
 //!                  commit, rollback, restore, fencing, reset
+//! rebalance.rs     the rebalance callbacks: commit and release revoked, restore assigned
+//! offset_reset.rs  a reset inside the protocol: roll back, restore, commit the new offsets
 //! committer.rs     one Kafka transaction: changelog entries, dead letters, retries, offsets
 //! abort_streak.rs  after an abort: roll back, recreate the producer, or stop
 //! pause.rs         which partitions an operator's pause or resume moves now
@@ -19,7 +21,9 @@ pub mod committer;
 pub mod driver;
 mod error;
 mod exactly_once;
+mod offset_reset;
 mod pause;
+mod rebalance;
 pub mod reset;
 mod resume;
 mod retry_hold;

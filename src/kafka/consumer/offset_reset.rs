@@ -1,0 +1,119 @@
+//! An offset reset of this instance's own partitions, in the protocol:
+//! rolled back, restored, and committed with the new offsets (see
+//! [`super::reset`] for the request and the answer).
+
+use std::sync::atomic::Ordering;
+
+use arus_actors::state::changelog;
+use arus_actors::state::StateUpdate;
+use futures::executor::block_on;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::info;
+
+use super::committer::{CommitError, Outputs};
+use super::exactly_once::{names, Partitions};
+use super::reset::{ResetRefused, ResetRequest};
+
+impl Partitions {
+    /// Starts an offset reset of partitions this instance holds (see
+    /// [`super::reset`]). Called by the poll loop right after a commit, with
+    /// no batch in flight: the partitions' whole state is in the changelog.
+    /// They are rolled back (state forgotten, paused) and their state read;
+    /// [`Partitions::finish_restore`] then commits the reset and resumes.
+    pub fn begin_reset<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        reset: ResetRequest,
+    ) -> anyhow::Result<()> {
+        let sources = reset.sources();
+        let (not_ready, retries_held) = {
+            let slots = self.slots();
+            let not_ready: Vec<String> = sources
+                .iter()
+                .filter(|s| slots.get(s).is_none_or(|slot| slot.actor.is_none()))
+                .map(ToString::to_string)
+                .collect();
+            let held: usize = slots.values().map(|slot| slot.held.len()).sum();
+            (not_ready, held)
+        };
+        if !not_ready.is_empty() || self.is_fenced() {
+            reset.refuse(ResetRefused::Busy(format!(
+                "this instance does not hold {} ready to reset (a rebalance or a restore is \
+                 under way); try again shortly",
+                if not_ready.is_empty() {
+                    "its partitions".to_string()
+                } else {
+                    not_ready.join(", ")
+                }
+            )));
+            return Ok(());
+        }
+        if reset.rebuild && retries_held > 0 {
+            // A retried hop applied after the rebuild began would mark its
+            // entry as including offsets the rebuild has not replayed yet.
+            reset.refuse(ResetRefused::Busy(format!(
+                "{retries_held} retry records are waiting for their time; a rebuild waits \
+                 until the retry topic is drained"
+            )));
+            return Ok(());
+        }
+        block_on(self.router.forget(&sources))?;
+        info!(partitions = ?names(&sources), rebuild = reset.rebuild, "resetting offsets");
+        self.begin_restore(consumer, &sources, true, Some(reset))
+    }
+
+    /// The reset's transaction: the new offsets and, for a rebuild, a
+    /// tombstone for each of `state`'s entries but the dead-letter marks.
+    /// Returns how many entries it deleted.
+    pub(super) fn commit_reset<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        reset: &ResetRequest,
+        state: &[StateUpdate],
+    ) -> Result<usize, ResetRefused> {
+        let deletes: Vec<(i32, String)> = if reset.rebuild {
+            state
+                .iter()
+                .filter(|u| !matches!(u, StateUpdate::DeadLetters { .. }))
+                .map(changelog::tombstone)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let deleted = deletes.len();
+        let out = Outputs {
+            deletes,
+            ..Outputs::default()
+        };
+        let mut offsets = TopicPartitionList::new();
+        for (source, offset) in &reset.offsets {
+            offsets
+                .add_partition_offset(
+                    self.topic_name(source.topic),
+                    source.partition,
+                    Offset::Offset(*offset),
+                )
+                .map_err(|e| ResetRefused::Failed(e.to_string()))?;
+        }
+        let group = consumer.group_metadata().ok_or_else(|| {
+            ResetRefused::Busy("the consumer is not in its group right now".into())
+        })?;
+        let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        match committer.commit(&out, &offsets, &group) {
+            Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                Ok(deleted)
+            }
+            Err(CommitError::Aborted(error)) => Err(ResetRefused::Failed(format!(
+                "the reset's transaction aborted ({error}); nothing was reset"
+            ))),
+            Err(CommitError::Fatal(error)) => {
+                self.fenced.store(true, Ordering::SeqCst);
+                Err(ResetRefused::Failed(format!(
+                    "the reset's transaction failed ({error}); nothing was reset"
+                )))
+            }
+        }
+    }
+}

@@ -135,6 +135,12 @@ impl Application {
             page_topic: k.topic_name(&k.topics.page_views),
             max_body_bytes: settings.http.max_body_bytes,
             max_batch_size: settings.http.max_batch_size,
+            max_record_bytes: settings
+                .kafka
+                .client
+                .get("message.max.bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1_000_000),
             active_window_seconds: settings.aggregator.active_window_seconds,
             top_pages_limit: settings.aggregator.top_pages_limit,
             producer: Arc::clone(&producer),

@@ -118,18 +118,6 @@ fn check_time(state: &AppState, event_ms: i64, now: DateTime<Utc>) -> Result<(),
         .map_err(|e| ValidationError::new("timestamp", e.to_string()))
 }
 
-/// The largest record the ingest producer takes (librdkafka's
-/// `message.max.bytes`, 1,000,000 unless set in `[kafka.client]`).
-fn max_record_bytes(state: &AppState) -> usize {
-    state
-        .settings
-        .kafka
-        .client
-        .get("message.max.bytes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
 /// Refuses a record larger than Kafka takes, before anything is written:
 /// `field` names the event (`[2]` in a batch).
 fn check_record_size(
@@ -140,7 +128,7 @@ fn check_record_size(
     headers: usize,
 ) -> Result<(), ApiError> {
     let size = key.len() + value.len() + headers + RECORD_OVERHEAD;
-    let max = max_record_bytes(state);
+    let max = state.max_record_bytes;
     if size > max {
         return Err(ApiError::EventTooLarge {
             field,

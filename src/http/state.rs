@@ -19,6 +19,10 @@ pub struct AppState {
     pub page_topic: String,
     pub max_body_bytes: usize,
     pub max_batch_size: usize,
+    /// The largest record the ingest producer takes (librdkafka's
+    /// `message.max.bytes`, 1,000,000 unless set in `[kafka.client]`),
+    /// read once at startup.
+    pub max_record_bytes: usize,
     pub active_window_seconds: u64,
     pub top_pages_limit: usize,
     pub producer: Arc<EventProducer>,

@@ -143,6 +143,7 @@ impl Application {
                 .unwrap_or(1_000_000),
             active_window_seconds: settings.aggregator.active_window_seconds,
             top_pages_limit: settings.aggregator.top_pages_limit,
+            events_by_user_limit: settings.aggregator.events_by_user_limit,
             producer: Arc::clone(&producer),
             read_model: Arc::clone(&read_model),
             stats,

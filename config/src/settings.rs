@@ -190,6 +190,7 @@ pub struct AggregatorSettings {
     pub arbiters: usize,
     pub active_window_seconds: u64,
     pub top_pages_limit: usize,
+    pub events_by_user_limit: usize,
 }
 
 /// The retry topic: how often and how late an event whose hop failed for
@@ -573,6 +574,11 @@ impl Settings {
             1,
         )?;
         at_least("aggregator.top_pages_limit", a.top_pages_limit as i64, 1)?;
+        at_least(
+            "aggregator.events_by_user_limit",
+            a.events_by_user_limit as i64,
+            1,
+        )?;
         at_least("shutdown.timeout_ms", self.shutdown.timeout_ms as i64, 1)?;
         let sec = &self.security;
         if sec.ingest_api_keys.iter().any(|k| k.expose().len() < 16) {

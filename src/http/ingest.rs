@@ -191,6 +191,7 @@ impl<'a> Accepted<'a> {
 #[derive(Serialize)]
 struct BatchAccepted<'a> {
     success: bool,
+    message: &'static str,
     count: usize,
     events: Vec<Accepted<'a>>,
 }
@@ -220,6 +221,10 @@ fn current_schema(kind: Kind) -> &'static Schema {
 trait SingleEvent: Serialize + Sized {
     /// Its schema.
     const KIND: Kind;
+    /// The seed's answer: its `message`, and the field holding the event
+    /// as published.
+    const MESSAGE: &'static str;
+    const SEED_FIELD: &'static str;
     fn from_json(value: Json<'_>, defaults: Defaults) -> Result<Self, ValidationError>;
     /// Its eventId, generated now when the client sent none.
     fn event_id(&mut self) -> Uuid;
@@ -231,6 +236,8 @@ trait SingleEvent: Serialize + Sized {
 
 impl SingleEvent for UserEvent {
     const KIND: Kind = Kind::UserEvent;
+    const MESSAGE: &'static str = "Event tracked successfully";
+    const SEED_FIELD: &'static str = "event";
     fn from_json(value: Json<'_>, defaults: Defaults) -> Result<Self, ValidationError> {
         UserEvent::from_json(value, defaults)
     }
@@ -247,6 +254,8 @@ impl SingleEvent for UserEvent {
 
 impl SingleEvent for PageView {
     const KIND: Kind = Kind::PageView;
+    const MESSAGE: &'static str = "Page view tracked successfully";
+    const SEED_FIELD: &'static str = "pageView";
     fn from_json(value: Json<'_>, defaults: Defaults) -> Result<Self, ValidationError> {
         PageView::from_json(value, defaults)
     }
@@ -299,6 +308,10 @@ async fn ingest_one<E: SingleEvent>(
     state.ingested.fetch_add(1, Ordering::Relaxed);
     let mut body = json!(Accepted::new(event_id, topic, written));
     body["success"] = json!(true);
+    body["message"] = json!(E::MESSAGE);
+    // The event as it was written, eventId and timestamp filled in.
+    body[E::SEED_FIELD] = serde_json::from_slice(&encoded)
+        .map_err(|e| ApiError::Internal(format!("cannot read back the event: {e}")))?;
     Ok(HttpResponse::Created().json(body))
 }
 
@@ -434,6 +447,7 @@ pub async fn batch_events(
         &mut answer,
         &BatchAccepted {
             success: true,
+            message: "Batch events tracked successfully",
             count: accepted_events.len(),
             events: accepted_events,
         },

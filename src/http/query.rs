@@ -19,6 +19,9 @@ fn as_of(state: &AppState) -> Value {
     }
 }
 
+/// Pages in the seed's `/events/analytics` answer.
+const SEED_ANALYTICS_PAGES: usize = 5;
+
 /// The widest active-users window: 366 days. Wider asks nothing useful,
 /// and past about 292 million years the arithmetic would wrap.
 const MAX_WINDOW_SECONDS: u64 = 366 * 24 * 3600;
@@ -81,17 +84,48 @@ pub struct TopPagesQuery {
     limit: Option<usize>,
 }
 
+impl TopPagesQuery {
+    fn limit(&self, state: &AppState) -> Result<usize, ApiError> {
+        let limit = self.limit.unwrap_or(state.top_pages_limit);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::BadRequest(
+                "limit must be between 1 and 1000".into(),
+            ));
+        }
+        Ok(limit)
+    }
+}
+
+/// Pages as the seed answers them: `[url, views]` pairs, most viewed first.
+fn page_pairs(state: &AppState, limit: usize) -> Value {
+    let pairs: Vec<(String, u64)> = state
+        .read_model
+        .top_pages(limit)
+        .into_iter()
+        .map(|p| (p.url, p.views))
+        .collect();
+    json!(pairs)
+}
+
+/// The seed's top pages: a bare array of `[url, views]` pairs (10 unless
+/// `limit` says otherwise). The same with durations and freshness is
+/// `GET /v1/top-pages`.
 #[tracing::instrument(skip_all)]
 pub async fn top_pages(
     state: web::Data<AppState>,
     query: web::Query<TopPagesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(state.top_pages_limit);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "limit must be between 1 and 1000".into(),
-        ));
-    }
+    let limit = query.limit(&state)?;
+    Ok(HttpResponse::Ok().json(page_pairs(&state, limit)))
+}
+
+/// The top pages with their average durations, the limit and freshness.
+#[tracing::instrument(skip_all)]
+pub async fn top_pages_detail(
+    state: web::Data<AppState>,
+    query: web::Query<TopPagesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit(&state)?;
     Ok(HttpResponse::Ok().json(json!({
         "topPages": state.read_model.top_pages(limit),
         "limit": limit,
@@ -127,32 +161,47 @@ pub async fn user(
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// Everything at once: the seed's dashboard call.
+/// The seed's dashboard call (`timestamp`, `activeUsers`, `activeSessions`,
+/// `eventCounts`, `topPages` as five `[url, views]` pairs), with arus's
+/// totals, sessions, pages with durations and freshness beside them.
 #[tracing::instrument(skip_all)]
 pub async fn analytics(state: web::Data<AppState>) -> HttpResponse {
     let (counts, total) = event_counts_body(&state);
     let rm = &state.read_model;
+    let sessions = rm.sessions();
     HttpResponse::Ok().json(json!({
+        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),
+        "activeSessions": sessions.active_sessions,
         "eventCounts": counts,
+        "topPages": page_pairs(&state, SEED_ANALYTICS_PAGES),
         "totalEvents": total,
         "totalPageViews": rm.total_page_views(),
         "uniqueUsers": rm.unique_users(),
-        "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),
-        "topPages": rm.top_pages(state.top_pages_limit),
-        "sessions": rm.sessions(),
+        "topPagesDetail": rm.top_pages(state.top_pages_limit),
+        "sessions": sessions,
         "asOf": as_of(&state),
         "lag": state.read_model.lag(),
     }))
 }
 
-/// Totals and this instance's consumer.
+/// Totals (the seed's `totalEvents`, `eventsByType`, `eventsByUser`) and
+/// this instance's consumer. `eventsByUser` holds the
+/// `aggregator.events_by_user_limit` users with the most user events.
 #[tracing::instrument(skip_all)]
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     let (counts, total) = event_counts_body(&state);
     let rm = &state.read_model;
     let s = &state.stats;
+    let by_user: serde_json::Map<String, Value> = rm
+        .top_users(state.events_by_user_limit)
+        .into_iter()
+        .map(|(user, events)| (user, json!(events)))
+        .collect();
     HttpResponse::Ok().json(json!({
         "totalEvents": total,
+        "eventsByType": counts.clone(),
+        "eventsByUser": by_user,
         "totalPageViews": rm.total_page_views(),
         "uniqueUsers": rm.unique_users(),
         "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),

@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .service(get("/analytics/sessions", query::sessions))
             .service(get("/analytics/users/{user_id}", query::user)),
     )
+    .service(get("/v1/top-pages", query::top_pages_detail))
     .service(get("/v1/dead-letters", dead_letters::list))
     .service(post("/v1/dead-letters/replay", dead_letters::replay))
     .service(post("/v1/chaos/shard-outage", chaos::shard_outage))

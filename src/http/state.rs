@@ -25,6 +25,7 @@ pub struct AppState {
     pub max_record_bytes: usize,
     pub active_window_seconds: u64,
     pub top_pages_limit: usize,
+    pub events_by_user_limit: usize,
     pub producer: Arc<EventProducer>,
     pub read_model: Arc<ReadModel>,
     pub stats: Arc<ConsumerStats>,

@@ -136,7 +136,7 @@ async fn huge_durations_never_lose_a_page() {
         produce(&producer, &topic, "inf3", &value, Some("1"), None).await;
     }
     let pages = app
-        .wait_for("/events/analytics/top-pages?limit=100", WAIT, |b| {
+        .wait_for("/v1/top-pages?limit=100", WAIT, |b| {
             views_of(b, "/dur2") == Some(3) && views_of(b, "/dur3") == Some(3)
         })
         .await;
@@ -279,9 +279,7 @@ async fn a_reused_event_id_with_other_content_is_counted() {
         json!({"login": 1, "purchase": 1, "logout": 1, "view": 0})
     );
     let pages = app
-        .wait_for("/events/analytics/top-pages", WAIT, |b| {
-            views_of(b, "/r") == Some(1)
-        })
+        .wait_for("/v1/top-pages", WAIT, |b| views_of(b, "/r") == Some(1))
         .await;
     assert_eq!(views_of(&pages, "/r"), Some(1));
     // Nothing more arrives later: the retries were dropped, not delayed.
@@ -646,7 +644,7 @@ async fn small_edges_answer_clearly() {
 }
 
 /// Which `/v1` routes need the admin token: all but the schemas, a
-/// public contract. Each is tried without a token, with a wrong one, and
+/// public contract, and the top pages, a query as open as the seed's. Each is tried without a token, with a wrong one, and
 /// with the right one.
 #[actix_web::test]
 async fn every_admin_route_needs_the_token_and_the_schemas_do_not() {
@@ -693,6 +691,7 @@ async fn every_admin_route_needs_the_token_and_the_schemas_do_not() {
         "/v1/schemas",
         "/v1/schemas/user-event/1",
         "/v1/schemas/page-view/2",
+        "/v1/top-pages",
     ] {
         let (status, answer) = app.get(path).await;
         assert_eq!(status, 200, "{path}: {answer}");

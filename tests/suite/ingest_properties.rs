@@ -263,15 +263,11 @@ async fn every_accepted_event_is_counted_whatever_its_numbers_and_size() {
         })
         .await;
     let pages = app
-        .wait_for(
-            "/events/analytics/top-pages?limit=100",
-            helpers::workload::WAIT,
-            |b| {
-                b["topPages"].as_array().is_some_and(|p| {
-                    p.iter().filter_map(|p| p["views"].as_u64()).sum::<u64>() == views_accepted
-                })
-            },
-        )
+        .wait_for("/v1/top-pages?limit=100", helpers::workload::WAIT, |b| {
+            b["topPages"].as_array().is_some_and(|p| {
+                p.iter().filter_map(|p| p["views"].as_u64()).sum::<u64>() == views_accepted
+            })
+        })
         .await;
     assert_eq!(counted["totalEvents"], json!(users_accepted));
     assert!(pages["topPages"].as_array().is_some_and(|p| !p.is_empty()));

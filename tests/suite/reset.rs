@@ -135,7 +135,7 @@ async fn reset_replays_without_double_counting_and_rebuild_recomputes_the_same_s
     }
     let counted = assert_counted_exactly(&app, USER_EVENTS).await;
     let pages = app
-        .wait_for("/events/analytics/top-pages", WAIT, |p| {
+        .wait_for("/v1/top-pages", WAIT, |p| {
             p["topPages"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|x| x["views"].as_u64()).sum::<u64>())
@@ -208,7 +208,7 @@ async fn reset_replays_without_double_counting_and_rebuild_recomputes_the_same_s
     let rebuilt = assert_counted_exactly(&app, USER_EVENTS).await;
     assert_eq!(rebuilt["eventCounts"], counted["eventCounts"]);
     assert_eq!(rebuilt["sessions"], counted["sessions"]);
-    let (_, pages_again) = app.get("/events/analytics/top-pages").await;
+    let (_, pages_again) = app.get("/v1/top-pages").await;
     assert_eq!(pages_again["topPages"], pages["topPages"]);
     assert_eq!(
         state_entries(&app, false),

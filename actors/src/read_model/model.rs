@@ -315,6 +315,34 @@ impl ReadModel {
         locked(&self.activity).since(since_ms)
     }
 
+    /// The users with the most user events, most first, ties by user id:
+    /// the seed's `eventsByUser`, bounded to `limit` users.
+    pub fn top_users(&self, limit: usize) -> Vec<(String, u64)> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        // A min-heap of the best `limit` so far: one pass, `limit` held.
+        let mut best: BinaryHeap<Reverse<(u64, Reverse<String>)>> = BinaryHeap::new();
+        for item in self.users.iter() {
+            let events: u64 = item.value().iter().map(|(_, u)| u.events).sum();
+            if events == 0 {
+                continue;
+            }
+            let candidate = Reverse((events, Reverse(item.key().clone())));
+            if best.len() < limit {
+                best.push(candidate);
+            } else if best.peek().is_some_and(|worst| candidate < *worst) {
+                best.pop();
+                best.push(candidate);
+            }
+        }
+        let mut users: Vec<(String, u64)> = best
+            .into_iter()
+            .map(|Reverse((events, Reverse(user)))| (user, events))
+            .collect();
+        users.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        users
+    }
+
     /// The most viewed pages, most views first, ties by URL.
     pub fn top_pages(&self, limit: usize) -> Vec<PageRank> {
         let mut pages: Vec<PageRank> = self
@@ -408,6 +436,43 @@ mod tests {
         assert_eq!(counts.get("logout"), Some(&0));
         assert_eq!(counts.len(), 4);
         assert_eq!(rm.updates_applied(), 3);
+    }
+
+    #[test]
+    fn top_users_are_the_full_ranking_cut_to_the_limit() {
+        let rm = ReadModel::new();
+        let p0 = SourcePartition::new(InputTopic::UserEvents, 0);
+        let p1 = SourcePartition::new(InputTopic::UserEvents, 1);
+        let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+        for i in 0..300u64 {
+            let user = format!("u{i:03}");
+            // Two partitions for some users; ties on purpose (i % 37).
+            let (a, b) = (i % 37, if i % 3 == 0 { i % 5 } else { 0 });
+            for (source, events) in [(p0, a), (p1, b)] {
+                rm.apply(StateUpdate::User {
+                    source,
+                    user_id: user.clone(),
+                    entry: UserActivity {
+                        events,
+                        page_views: 1,
+                        last_seen_ms: 1,
+                        as_of: 1,
+                    },
+                });
+            }
+            if a + b > 0 {
+                reference.insert(user, a + b);
+            }
+        }
+        let mut expected: Vec<(String, u64)> = reference.into_iter().collect();
+        expected.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        for limit in [1, 7, 100, 1000] {
+            let want: Vec<_> = expected.iter().take(limit).cloned().collect();
+            assert_eq!(rm.top_users(limit), want, "limit {limit}");
+        }
+        // Seven users have no user events (i % 37 == 0, and no second
+        // partition's events): they are not ranked.
+        assert_eq!(expected.len(), 293);
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub async fn session_counts_exactly(app: &TestApp) {
         body["eventId"].as_str().is_some_and(|id| id.len() == 36),
         "{body}"
     );
+    // The seed's shape beside arus's: its message and the event as written.
+    assert_eq!(body["message"], json!("Event tracked successfully"));
+    assert_eq!(body["event"]["eventId"], body["eventId"]);
+    assert_eq!(body["event"]["userId"], json!("user-123"));
+    assert_eq!(body["event"]["eventType"], json!("login"));
+    assert_eq!(body["event"]["metadata"], json!({"device": "mobile"}));
+    assert!(body["event"]["timestamp"].is_string(), "{body}");
 
     let (status, body) = app
         .post(
@@ -33,6 +40,11 @@ pub async fn session_counts_exactly(app: &TestApp) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["topic"], json!(app.topic("page-views")));
+    assert_eq!(body["message"], json!("Page view tracked successfully"));
+    assert_eq!(body["pageView"]["eventId"], body["eventId"]);
+    assert_eq!(body["pageView"]["url"], json!("/products/42"));
+    assert_eq!(body["pageView"]["referrer"], json!("/home"));
+    assert_eq!(body["pageView"]["duration"], json!(30.0));
 
     let (status, body) = app
         .post(
@@ -46,6 +58,7 @@ pub async fn session_counts_exactly(app: &TestApp) {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["count"], json!(3));
+    assert_eq!(body["message"], json!("Batch events tracked successfully"));
     assert_eq!(body["events"].as_array().map(Vec::len), Some(3));
 
     let analytics = app
@@ -59,8 +72,12 @@ pub async fn session_counts_exactly(app: &TestApp) {
     );
     assert_eq!(analytics["uniqueUsers"], json!(3));
     assert_eq!(analytics["activeUsers"], json!(3));
+    // The seed's shape: [url, views] pairs, active sessions, a timestamp.
+    assert_eq!(analytics["topPages"], json!([["/products/42", 1]]));
+    assert_eq!(analytics["activeSessions"], json!(2));
+    assert!(analytics["timestamp"].is_string(), "{analytics}");
     assert_eq!(
-        analytics["topPages"],
+        analytics["topPagesDetail"],
         json!([{"url": "/products/42", "views": 1, "averageDuration": 30.0}])
     );
     assert_eq!(
@@ -82,6 +99,8 @@ pub async fn session_counts_exactly(app: &TestApp) {
     assert_eq!(active["windowSeconds"], json!(300));
 
     let (_, top) = app.get("/events/analytics/top-pages?limit=5").await;
+    assert_eq!(top, json!([["/products/42", 1]]));
+    let (_, top) = app.get("/v1/top-pages?limit=5").await;
     assert_eq!(
         top["topPages"],
         json!([{"url": "/products/42", "views": 1, "averageDuration": 30.0}])
@@ -101,6 +120,14 @@ pub async fn session_counts_exactly(app: &TestApp) {
         })
         .await;
     assert_eq!(stats["totalEvents"], json!(4));
+    assert_eq!(
+        stats["eventsByType"],
+        json!({"login": 2, "logout": 0, "purchase": 1, "view": 1})
+    );
+    assert_eq!(
+        stats["eventsByUser"],
+        json!({"user-123": 2, "user-456": 1, "user-789": 1})
+    );
     assert_eq!(stats["totalPageViews"], json!(1));
     assert_eq!(stats["uniqueUsers"], json!(3));
     assert_eq!(stats["consumer"]["recordsConsumed"], json!(5));

@@ -13,6 +13,8 @@ scripts/install-deps.sh
 scripts/test-broker.sh install
 ARUS_TEST_OTLP_RECEIVER=$(scripts/otlp-receiver.sh install)
 export ARUS_TEST_OTLP_RECEIVER
+ARUS_TEST_NODE_TOOLS=$(scripts/node-tools.sh install)
+export ARUS_TEST_NODE_TOOLS
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check

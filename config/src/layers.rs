@@ -206,6 +206,27 @@ mod tests {
     }
 
     #[test]
+    fn the_partitioner_is_the_java_clients_unless_set_to_another_of_librdkafkas() {
+        let s = Loader::new().load().expect("defaults load");
+        assert_eq!(s.kafka.partitioner, "murmur2_random");
+        let s = Loader::new()
+            .env(env(&[("ARUS__KAFKA__PARTITIONER", "consistent_random")]))
+            .load()
+            .expect("librdkafka's own");
+        assert_eq!(s.kafka.partitioner, "consistent_random");
+        let error = Loader::new()
+            .env(env(&[("ARUS__KAFKA__PARTITIONER", "crc32")]))
+            .load()
+            .expect_err("not a partitioner");
+        assert!(
+            error
+                .to_string()
+                .starts_with("kafka.partitioner: must be one of murmur2_random, murmur2,"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn endpoints_must_be_plain_http_or_empty() {
         for key in ["ARUS__LAG__WEBHOOK_URL", "ARUS__TELEMETRY__OTLP_ENDPOINT"] {
             let error = Loader::new()

@@ -95,12 +95,26 @@ pub struct KafkaSettings {
     pub heartbeat_interval_ms: u64,
     pub max_poll_interval_ms: u64,
     pub assignment_strategy: String,
+    pub partitioner: String,
     pub admin_timeout_ms: u64,
     pub transaction_timeout_ms: u64,
     /// librdkafka settings passed through to every client.
     pub client: ClientOverrides,
     pub topics: Topics,
 }
+
+/// librdkafka's partitioners. `murmur2_random` is the Java client's and
+/// kafkajs's: records keyed by the same user land in the same partition
+/// whichever of them wrote it (`murmur2` differs only for empty keys).
+pub const PARTITIONERS: [&str; 7] = [
+    "murmur2_random",
+    "murmur2",
+    "consistent_random",
+    "consistent",
+    "fnv1a_random",
+    "fnv1a",
+    "random",
+];
 
 impl KafkaSettings {
     /// The embedded mock cluster is used when no broker is configured.
@@ -480,6 +494,16 @@ impl Settings {
                 format!(
                     "must be range, roundrobin or cooperative-sticky (got {:?})",
                     k.assignment_strategy
+                ),
+            ));
+        }
+        if !PARTITIONERS.contains(&k.partitioner.as_str()) {
+            return Err(invalid(
+                "kafka.partitioner",
+                format!(
+                    "must be one of {} (got {:?})",
+                    PARTITIONERS.join(", "),
+                    k.partitioner
                 ),
             ));
         }

@@ -31,6 +31,8 @@ pub fn producer(settings: &Settings, brokers: &str) -> ClientConfig {
         .set("acks", "all")
         // The bound on how long an ingest request waits for Kafka.
         .set("message.timeout.ms", k.produce_timeout_ms.to_string())
+        // The user's partition, as every other producer computes it.
+        .set("partitioner", &k.partitioner)
         .set("compression.type", k.compression.as_str());
     config
 }

@@ -17,6 +17,7 @@ mod ingest_properties;
 mod kafka_auth;
 mod lag;
 mod metrics;
+mod partitioner;
 mod reset;
 mod retry;
 mod rollback;

@@ -57,6 +57,9 @@ pub struct Application {
     arbiters: Vec<Arbiter>,
     shutdown: ShutdownHandle,
     shutdown_timeout: Duration,
+    /// Serving while not ready after SIGTERM, before intake stops; zero
+    /// on the embedded broker (a trial run has no load balancer).
+    drain_delay: Duration,
     // Kept alive for as long as the application runs.
     embedded: Option<Rc<EmbeddedBroker>>,
 }
@@ -199,6 +202,11 @@ impl Application {
             arbiters,
             shutdown,
             shutdown_timeout: Duration::from_millis(settings.shutdown.timeout_ms),
+            drain_delay: if settings.kafka.uses_embedded_broker() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(settings.shutdown.drain_delay_ms)
+            },
             embedded,
         })
     }
@@ -237,16 +245,28 @@ impl Application {
             arbiters,
             shutdown,
             shutdown_timeout,
+            drain_delay,
             embedded: _embedded,
             ..
         } = self;
         let server_handle = server.handle();
         let mut server = actix_web::rt::spawn(server);
+        // Whether to keep serving, not ready, before intake stops: so that a
+        // load balancer sees the instance go not-ready and sends no more
+        // requests to it before it stops taking them.
+        let mut drain = drain_delay;
         tokio::select! {
-            () = termination() => info!("termination signal received"),
+            signal = termination() => {
+                info!(?signal, "termination signal received");
+                if signal == Signal::Interrupt {
+                    // Ctrl-C at a terminal: nobody balances load onto it.
+                    drain = Duration::ZERO;
+                }
+            }
             () = shutdown.notify.notified() => {}
             result = &mut server => {
                 warn!(?result, "http server stopped by itself");
+                drain = Duration::ZERO;
             }
         }
         let failure = shutdown.failure();
@@ -256,6 +276,13 @@ impl Application {
         info!("shutting down");
         health.set_shutting_down();
         let sequence = async {
+            if !drain.is_zero() {
+                info!(
+                    drain_ms = drain.as_millis() as u64,
+                    "not ready; still serving while load balancers notice"
+                );
+                tokio::time::sleep(drain).await;
+            }
             server_handle.stop(true).await;
             let producer = Arc::clone(&producer);
             actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -283,18 +310,26 @@ impl Application {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn termination() {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Terminate,
+    Interrupt,
+}
+
+/// Resolves on SIGTERM or SIGINT, saying which.
+async fn termination() -> Signal {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(error) => {
             warn!(%error, "cannot listen for SIGTERM");
-            std::future::pending::<()>().await;
-            return;
+            return match tokio::signal::ctrl_c().await {
+                Ok(()) => Signal::Interrupt,
+                Err(_) => std::future::pending().await,
+            };
         }
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => Signal::Terminate,
+        _ = tokio::signal::ctrl_c() => Signal::Interrupt,
     }
 }

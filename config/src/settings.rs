@@ -258,6 +258,7 @@ pub struct ChaosSettings {
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
     pub timeout_ms: u64,
+    pub drain_delay_ms: u64,
 }
 
 /// librdkafka settings passed through (`[kafka.client]`), such as
@@ -604,6 +605,15 @@ impl Settings {
             1,
         )?;
         at_least("shutdown.timeout_ms", self.shutdown.timeout_ms as i64, 1)?;
+        if self.shutdown.drain_delay_ms >= self.shutdown.timeout_ms {
+            return Err(invalid(
+                "shutdown.drain_delay_ms",
+                format!(
+                    "must be below shutdown.timeout_ms ({}), which it is part of (got {})",
+                    self.shutdown.timeout_ms, self.shutdown.drain_delay_ms
+                ),
+            ));
+        }
         let sec = &self.security;
         if sec.ingest_api_keys.iter().any(|k| k.expose().len() < 16) {
             return Err(invalid(

@@ -21,6 +21,7 @@ mod partitioner;
 mod reset;
 mod retry;
 mod rollback;
+mod shutdown;
 mod supervision;
 mod topics;
 mod traces;

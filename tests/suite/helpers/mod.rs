@@ -57,6 +57,8 @@ pub fn test_env(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -> Vec<(Str
         ("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "2000"),
         ("ARUS__CONSUMER__COMMIT_INTERVAL_MS", "200"),
         ("ARUS__SHUTDOWN__TIMEOUT_MS", "15000"),
+        // No load balancer in front of a test instance to wait for.
+        ("ARUS__SHUTDOWN__DRAIN_DELAY_MS", "0"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -84,12 +84,17 @@ impl Process {
 
     /// SIGTERM, and the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.send_terminate();
+        self.child.wait().expect("exit status")
+    }
+
+    /// SIGTERM, without waiting for the exit.
+    pub fn send_terminate(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
-        self.child.wait().expect("exit status")
     }
 }
 

@@ -1,4 +1,5 @@
-//! The command line: `arus serve [--config FILE]`.
+//! The command line: `arus serve [--config FILE]`, `arus config check
+//! [--config FILE]`, `arus config print [--config FILE]`.
 
 use std::path::PathBuf;
 
@@ -25,15 +26,64 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Check or show a configuration (defaults, file, environment) as
+    /// `serve` would load it.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Validate it: exit 0 if `serve` would accept it, else non-zero with
+    /// the bad key named.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print the effective configuration as TOML, secrets redacted.
+    Print {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn loader(config: Option<&std::path::Path>) -> Loader {
+    Loader::new().file(config).env(std::env::vars())
 }
 
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Config { action } => match action {
+            ConfigAction::Check { config } => {
+                let settings = loader(config.as_deref())
+                    .load()
+                    .context("configuration invalid")?;
+                println!(
+                    "configuration valid: instance {}, brokers {}, group {}, http {}",
+                    settings.instance_id,
+                    if settings.kafka.uses_embedded_broker() {
+                        "(embedded mock cluster)"
+                    } else {
+                        settings.kafka.brokers.as_str()
+                    },
+                    settings.kafka.group_id,
+                    settings.http.bind
+                );
+                Ok(())
+            }
+            ConfigAction::Print { config } => {
+                let (_, effective) = loader(config.as_deref())
+                    .load_effective()
+                    .context("configuration invalid")?;
+                print!("{effective}");
+                Ok(())
+            }
+        },
         Command::Serve { config } => {
-            let settings = Loader::new()
-                .file(config.as_deref())
-                .env(std::env::vars())
+            let settings = loader(config.as_deref())
                 .load()
                 .context("loading configuration")?;
             telemetry::init_from(&settings.telemetry, &settings.instance_id)?;

@@ -59,6 +59,12 @@ impl Loader {
 
     /// Merges the layers, deserializes and validates.
     pub fn load(self) -> Result<Settings, ConfigError> {
+        self.load_effective().map(|(settings, _)| settings)
+    }
+
+    /// As [`Loader::load`], with the merged configuration as TOML, secrets
+    /// redacted: what `arus config print` shows.
+    pub fn load_effective(self) -> Result<(Settings, Table), ConfigError> {
         let mut table: Table =
             DEFAULT_TOML
                 .parse()
@@ -86,12 +92,52 @@ impl Loader {
         for (var, raw) in env {
             apply_env(&mut table, &var, &raw)?;
         }
-        let mut settings: Settings = Value::Table(table)
+        let mut settings: Settings = Value::Table(table.clone())
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Deserialize(e.message().to_string()))?;
         settings.resolve_instance_id();
         settings.validate()?;
-        Ok(settings)
+        table.insert(
+            "instance_id".into(),
+            Value::String(settings.instance_id.clone()),
+        );
+        redact(&mut table);
+        Ok((settings, table))
+    }
+}
+
+/// Shown in place of a secret's value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Replaces every secret's value in a merged configuration: the keys and
+/// tokens of `[security]`, and the secret-looking librdkafka settings.
+fn redact(table: &mut Table) {
+    let hide = |value: &mut Value| match value {
+        Value::String(s) if !s.is_empty() => *s = REDACTED.into(),
+        Value::Array(items) => {
+            for item in items {
+                *item = Value::String(REDACTED.into());
+            }
+        }
+        _ => {}
+    };
+    if let Some(Value::Table(security)) = table.get_mut("security") {
+        for (key, value) in security.iter_mut() {
+            if key.ends_with("_keys") || key.ends_with("_token") {
+                hide(value);
+            }
+        }
+    }
+    if let Some(Value::Table(client)) = table
+        .get_mut("kafka")
+        .and_then(Value::as_table_mut)
+        .and_then(|k| k.get_mut("client"))
+    {
+        for (key, value) in client.iter_mut() {
+            if crate::settings::ClientOverrides::is_secret(key) {
+                hide(value);
+            }
+        }
     }
 }
 

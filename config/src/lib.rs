@@ -14,7 +14,7 @@ mod settings;
 
 pub use ip_range::IpRange;
 
-pub use layers::{ConfigError, Loader};
+pub use layers::{ConfigError, Loader, REDACTED};
 pub use settings::{
     AggregatorSettings, BreakerSettings, ChaosSettings, ClientOverrides, Compression,
     ConsumerSettings, HttpSettings, KafkaSettings, LagSettings, RetrySettings, Secret,

@@ -7,6 +7,7 @@ mod helpers;
 mod api;
 mod auth;
 mod broker_outage;
+mod config_cli;
 mod crash;
 mod dead_letters;
 mod embedded;

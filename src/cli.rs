@@ -1,6 +1,7 @@
 //! The command line: `arus serve [--config FILE]`, `arus config check
 //! [--config FILE]`, `arus config print [--config FILE]`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -61,7 +62,9 @@ pub fn run() -> anyhow::Result<()> {
                 let settings = loader(config.as_deref())
                     .load()
                     .context("configuration invalid")?;
-                println!(
+                // The command's answer, on stdout (logs go to stderr).
+                writeln!(
+                    std::io::stdout().lock(),
                     "configuration valid: instance {}, brokers {}, group {}, http {}",
                     settings.instance_id,
                     if settings.kafka.uses_embedded_broker() {
@@ -71,14 +74,14 @@ pub fn run() -> anyhow::Result<()> {
                     },
                     settings.kafka.group_id,
                     settings.http.bind
-                );
+                )?;
                 Ok(())
             }
             ConfigAction::Print { config } => {
                 let (_, effective) = loader(config.as_deref())
                     .load_effective()
                     .context("configuration invalid")?;
-                print!("{effective}");
+                write!(std::io::stdout().lock(), "{effective}")?;
                 Ok(())
             }
         },

@@ -35,7 +35,9 @@ fn check_accepts_what_serve_accepts_and_names_the_bad_key_otherwise() {
     std::fs::create_dir_all(&dir).expect("dir");
     let typo = dir.join("typo.toml");
     std::fs::write(&typo, "[kafka]\nbrokerz = \"k1:9092\"\n").expect("file");
-    let cases: [(Vec<&str>, Vec<(&str, &str)>, &str); 5] = [
+    // (extra arguments, environment, what the error must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 5] = [
         (
             vec![],
             vec![("ARUS__KAFKA__PARTITIONS", "three")],

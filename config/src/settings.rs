@@ -96,6 +96,7 @@ pub struct KafkaSettings {
     pub max_poll_interval_ms: u64,
     pub assignment_strategy: String,
     pub partitioner: String,
+    pub static_membership: bool,
     pub admin_timeout_ms: u64,
     pub transaction_timeout_ms: u64,
     /// librdkafka settings passed through to every client.

@@ -135,6 +135,11 @@ pub fn consumer(settings: &Settings, brokers: &str) -> ClientConfig {
         // A new group starts at the beginning: nothing is skipped.
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
+    if k.static_membership {
+        // A stable member: a restart within the session timeout keeps its
+        // partitions, and leaving sends no LeaveGroup.
+        config.set("group.instance.id", &settings.instance_id);
+    }
     fetch_settings(settings, &mut config);
     config
 }

@@ -15,6 +15,8 @@ ARUS_TEST_OTLP_RECEIVER=$(scripts/otlp-receiver.sh install)
 export ARUS_TEST_OTLP_RECEIVER
 ARUS_TEST_NODE_TOOLS=$(scripts/node-tools.sh install)
 export ARUS_TEST_NODE_TOOLS
+ARUS_TEST_K8S_TOOLS=$(scripts/k8s-tools.sh install)
+export ARUS_TEST_K8S_TOOLS
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check

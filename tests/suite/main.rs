@@ -15,6 +15,7 @@ mod exactly_once;
 mod fencing;
 mod hardening;
 mod ingest_properties;
+mod k8s;
 mod kafka_auth;
 mod lag;
 mod metrics;

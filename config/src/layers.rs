@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn the_kubernetes_config_map_loads() {
-        let map = include_str!("../../k8s/configmap.yaml");
+        let map = include_str!("../../k8s/base/configmap.yaml");
         let data: Vec<(String, String)> = map
             .split_once("\ndata:\n")
             .expect("a data section")

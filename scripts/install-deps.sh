@@ -15,6 +15,8 @@ pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 # The partitioning test runs kafkajs (from npm) under Node.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The rollout rehearsal balances load with haproxy.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # The tracing test's OTLP receiver installs into a Python virtual environment.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -eq 0 ]; then

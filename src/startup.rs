@@ -180,6 +180,9 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(actix_web::middleware::from_fn(
+                    http::drain::close_when_draining,
+                ))
+                .wrap(actix_web::middleware::from_fn(
                     http::request_metrics::record,
                 ))
                 .configure(http::routes)

@@ -4,6 +4,7 @@ mod auth;
 mod body;
 mod chaos;
 mod dead_letters;
+pub mod drain;
 mod health;
 mod ingest;
 mod lag;

@@ -23,6 +23,7 @@ mod partitioner;
 mod reset;
 mod retry;
 mod rollback;
+mod rollout;
 mod shutdown;
 mod supervision;
 mod topics;

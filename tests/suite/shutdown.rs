@@ -37,8 +37,23 @@ async fn after_sigterm_it_serves_not_ready_for_the_drain_delay_then_exits() {
     // Still taking events while not ready: a balancer that has not looked
     // yet sends them here, and they must not fail.
     send(&a_http, 100, 200, 25).await;
-    let (status, body) = a_http.get("/events/stats").await;
-    assert_eq!(status, 200, "{body}");
+    // Each answer now closes its connection, so a keep-alive client's next
+    // request opens one that the balancer sends elsewhere.
+    let resp = a_http
+        .client
+        .get(a_http.url("/events/stats"))
+        .send()
+        .await
+        .expect("answered while draining");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close"),
+        "{:?}",
+        resp.headers()
+    );
     assert!(
         signalled.elapsed() < Duration::from_millis(DRAIN_MS),
         "the requests above did not all fall inside the drain delay ({:?}); \

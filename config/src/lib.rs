@@ -11,6 +11,7 @@
 mod ip_range;
 mod layers;
 mod settings;
+mod validate;
 
 pub use ip_range::IpRange;
 

@@ -67,7 +67,7 @@ class Instance:
 
     def start(self, binary):
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARUS__")}
-        env.update(self.run.env)
+        env.update(self.run.env_for(binary))
         env.update({"ARUS__INSTANCE_ID": self.name, "ARUS__HTTP__BIND": f"127.0.0.1:{self.port}",
                     "RUST_LOG": "info"})
         out = open(self.log, "a")
@@ -223,6 +223,28 @@ class Run:
             "ARUS__SHUTDOWN__DRAIN_DELAY_MS": str(args.drain_delay_ms),
             "ARUS__SHUTDOWN__TIMEOUT_MS": "20000",
         }
+        self.known = {}
+
+    def env_for(self, binary):
+        """The settings for `binary`: without the drain delay for a build
+        that predates it (it would refuse to start, and stops without one)."""
+        if binary not in self.known:
+            self.known[binary] = accepts_drain_delay(binary, self.env)
+            if not self.known[binary]:
+                print(f"rollout: {binary} predates shutdown.drain_delay_ms: it stops without draining",
+                      flush=True)
+        if self.known[binary]:
+            return self.env
+        return {k: v for k, v in self.env.items() if k != "ARUS__SHUTDOWN__DRAIN_DELAY_MS"}
+
+
+def accepts_drain_delay(binary, env):
+    """Whether `binary` knows shutdown.drain_delay_ms (builds before it
+    refuse the setting, and have no `config check` either)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ARUS__")}
+    full.update(env)
+    out = subprocess.run([binary, "config", "check"], env=full, capture_output=True)
+    return out.returncode == 0
 
 
 def assignment(instances):

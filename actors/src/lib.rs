@@ -48,4 +48,4 @@ pub use consume::partition_consumer::{
 };
 pub use model::metric_kind::{EntryKind, MetricKind};
 pub use read_model::ReadModel;
-pub use stats::{ConsumerStats, Histogram, HistogramSnapshot};
+pub use stats::{ConsumerStats, Histogram, LATENCY_BUCKETS};

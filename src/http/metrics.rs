@@ -1,114 +1,207 @@
 //! `GET /metrics`: Prometheus text format (version 0.0.4) of what this
-//! instance counts.
+//! instance counts, gathered by one registry of the `prometheus` crate and
+//! encoded (names, label escaping, histograms) by it. The consumer's
+//! counters and every latency histogram are the library's own types; the
+//! values that live elsewhere (the read model, health, breakers, the lag
+//! monitor's last reading) are read into families here at scrape time,
+//! each declared once below.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
-use arus_actors::{ConsumerStats, HistogramSnapshot};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder as _, Registry, TextEncoder};
 
 use super::AppState;
-use crate::lag::{LagView, PartitionLag};
+use crate::error::ApiError;
+use crate::lag::LagView;
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    // Writing to a String cannot fail.
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-    );
+/// Families whose values are read from their owners when scraped.
+struct Sampled {
+    families: Vec<MetricFamily>,
+    descs: Vec<Desc>,
 }
 
-/// One sample per hop, labelled by metric and shard.
-fn labelled(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    samples: impl Iterator<Item = (arus_actors::MetricKind, usize, u64)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (metric, shard, value) in samples {
-        let _ = writeln!(
-            out,
-            "{name}{{metric=\"{metric}\",shard=\"{shard}\"}} {value}"
-        );
-    }
-}
-
-/// One histogram family: HELP and TYPE, then for each series (its labels
-/// written as `key="value",`) the buckets, `+Inf`, sum and count.
-fn histograms<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    series: impl IntoIterator<Item = (String, &'a HistogramSnapshot)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    for (labels, h) in series {
-        for (bound, n) in &h.cumulative {
-            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {n}");
+impl Sampled {
+    fn new() -> Self {
+        Self {
+            families: Vec::new(),
+            descs: Vec::new(),
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", h.count);
-        let bare = labels.trim_end_matches(',');
-        let labels = if bare.is_empty() {
-            String::new()
-        } else {
-            format!("{{{bare}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{labels} {}", h.sum_seconds);
-        let _ = writeln!(out, "{name}_count{labels} {}", h.count);
+    }
+
+    /// A family of `kind` with one sample per `(labels, value)`.
+    fn family<'a>(
+        &mut self,
+        name: &str,
+        kind: MetricType,
+        help: &str,
+        samples: impl IntoIterator<Item = (Vec<(&'a str, String)>, f64)>,
+    ) {
+        let mut family = MetricFamily::default();
+        family.set_name(name.to_string());
+        family.set_help(help.to_string());
+        family.set_field_type(kind);
+        let mut label_names = Vec::new();
+        for (labels, value) in samples {
+            let mut metric = Metric::default();
+            label_names = labels.iter().map(|(n, _)| n.to_string()).collect();
+            let pairs: Vec<LabelPair> = labels
+                .into_iter()
+                .map(|(n, v)| {
+                    let mut pair = LabelPair::default();
+                    pair.set_name(n.to_string());
+                    pair.set_value(v);
+                    pair
+                })
+                .collect();
+            metric.set_label(pairs);
+            match kind {
+                MetricType::COUNTER => {
+                    let mut c = Counter::default();
+                    c.set_value(value);
+                    metric.set_counter(c);
+                }
+                _ => {
+                    let mut g = Gauge::default();
+                    g.set_value(value);
+                    metric.set_gauge(g);
+                }
+            }
+            family.mut_metric().push(metric);
+        }
+        if let Ok(desc) = Desc::new(
+            name.to_string(),
+            help.to_string(),
+            label_names,
+            Default::default(),
+        ) {
+            self.descs.push(desc);
+        }
+        self.families.push(family);
+    }
+
+    fn single(&mut self, name: &str, kind: MetricType, help: &str, value: f64) {
+        self.family(name, kind, help, [(Vec::new(), value)]);
     }
 }
 
-fn latency_histograms(out: &mut String, state: &AppState) {
-    let single = [
+impl Collector for Sampled {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.families.clone()
+    }
+}
+
+const COUNTER: MetricType = MetricType::COUNTER;
+const GAUGE: MetricType = MetricType::GAUGE;
+
+fn sampled(state: &AppState) -> Sampled {
+    let mut s = Sampled::new();
+    let counters = [
         (
-            "arus_produce_acknowledged_seconds",
-            "Time from handing an ingested record to the producer to Kafka's acknowledgement.",
-            state.producer.acknowledged_seconds.snapshot(),
+            "arus_events_ingested_total",
+            "Events written to Kafka by this instance's ingest endpoints.",
+            state.ingested.load(Ordering::Relaxed),
         ),
         (
-            "arus_commit_seconds",
-            "Time one commit's transaction (state, offsets, commit) took.",
-            state.stats.commit_seconds.snapshot(),
+            "arus_produce_failures_total",
+            "Ingested records Kafka did not take or acknowledge in time (answered 503).",
+            state.producer.failed.load(Ordering::Relaxed),
         ),
         (
-            "arus_batch_process_seconds",
-            "Time the partition consumers took with one poll's records.",
-            state.stats.batch_seconds.snapshot(),
+            "arus_changelog_unreadable_records_total",
+            "Changelog records the read model could not decode (each also makes the instance not ready).",
+            state.health.unreadable_changelog_records(),
+        ),
+        (
+            "arus_http_stream_errors_unlogged_total",
+            "Malformed connections (not HTTP) whose error line was held back (one a minute is logged).",
+            crate::telemetry::stream_errors_held(),
+        ),
+        (
+            "arus_actor_restarts_total",
+            "Aggregator shards and partition consumers that stopped and were restarted by their supervisor (each rolls back to the last commit).",
+            state.router.restarts().total(),
+        ),
+        (
+            "arus_read_model_updates_total",
+            "Changelog entries applied to the read model.",
+            state.read_model.updates_applied(),
         ),
     ];
-    for (name, help, h) in &single {
-        histograms(out, name, help, [(String::new(), h)]);
+    for (name, help, value) in counters {
+        s.single(name, COUNTER, help, value as f64);
     }
-    let requests = state.requests.snapshot();
-    histograms(
-        out,
-        "arus_http_request_duration_seconds",
-        "HTTP requests by route pattern, method and status, and how long they took.",
-        requests.iter().map(|((route, method, status), h)| {
-            (
-                format!(
-                    "route=\"{}\",method=\"{method}\",status=\"{status}\",",
-                    label_value(route)
-                ),
-                h,
-            )
-        }),
+    let gauges = [
+        (
+            "arus_assigned_partitions",
+            "Input partitions this instance holds.",
+            state.assignment.partitions().len() as f64,
+        ),
+        (
+            "arus_read_model_lag_records",
+            "Changelog records not yet in the read model.",
+            state.read_model.lag() as f64,
+        ),
+        (
+            "arus_ready",
+            "1 when the instance is ready for traffic.",
+            f64::from(u8::from(state.health.ready())),
+        ),
+        (
+            "arus_consumer_paused",
+            "1 while this instance's consumption is paused (POST /v1/consumer/pause).",
+            f64::from(u8::from(state.consumption.paused())),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        s.single(name, GAUGE, help, value);
+    }
+    let breakers = state.router.breakers();
+    let per_hop = |value: fn(&arus_actors::BreakerView) -> u64| {
+        breakers
+            .iter()
+            .map(move |b| {
+                (
+                    vec![
+                        ("metric", b.metric.to_string()),
+                        ("shard", b.shard.to_string()),
+                    ],
+                    value(b) as f64,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    s.family(
+        "arus_breaker_state",
+        GAUGE,
+        "Circuit breaker of each hop: 0 closed, 1 open, 2 half open.",
+        per_hop(|b| u64::from(b.state)),
     );
+    s.family(
+        "arus_breaker_opened_total",
+        COUNTER,
+        "Times each hop's circuit breaker opened.",
+        per_hop(|b| b.times_opened),
+    );
+    s.family(
+        "arus_shard_mailbox_depth",
+        GAUGE,
+        "Apply messages queued at or being applied by each aggregator shard.",
+        per_hop(|b| b.in_flight),
+    );
+    lag_families(&mut s, &state.lag);
+    s
 }
 
-/// A label value as the text format wants it: backslash, quote and newline escaped.
-fn label_value(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The lag monitor's latest reading of the whole group, per partition, and
-/// its alert counters.
-fn lag_samples(out: &mut String, lag: &LagView) {
+/// The lag monitor's alert counters and its latest reading of the whole
+/// group, per partition.
+fn lag_families(s: &mut Sampled, lag: &LagView) {
     let counters = [
         (
             "arus_lag_alerts_sent_total",
@@ -132,211 +225,93 @@ fn lag_samples(out: &mut String, lag: &LagView) {
         ),
     ];
     for (name, help, value) in counters {
-        metric(out, name, "counter", help, value.load(Ordering::Relaxed));
+        s.single(name, COUNTER, help, value.load(Ordering::Relaxed) as f64);
     }
     let Some(snapshot) = lag.latest() else {
         return;
     };
-    type Value = fn(&PartitionLag) -> String;
-    let series: [(&str, &str, Value); 2] = [
-        (
-            "arus_consumer_group_lag_records",
-            "Records of each input partition the group has not committed.",
-            |p| p.offsets.lag.to_string(),
-        ),
-        (
-            "arus_consumer_group_lag_seconds",
-            "Age of the first record of each input partition the group has not committed.",
-            |p| p.lag_seconds.to_string(),
-        ),
-    ];
-    for (name, help, value) in series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for p in &snapshot.partitions {
-            let _ = writeln!(
-                out,
-                "{name}{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-                label_value(&snapshot.group),
-                p.offsets.topic,
-                p.offsets.partition,
-                value(p)
-            );
-        }
-    }
+    let per_partition = |value: fn(&crate::lag::PartitionLag) -> f64| {
+        snapshot
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    vec![
+                        ("group", snapshot.group.clone()),
+                        ("topic", p.offsets.topic.clone()),
+                        ("partition", p.offsets.partition.to_string()),
+                    ],
+                    value(p),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    s.family(
+        "arus_consumer_group_lag_records",
+        GAUGE,
+        "Records of each input partition the group has not committed.",
+        per_partition(|p| p.offsets.lag as f64),
+    );
+    s.family(
+        "arus_consumer_group_lag_seconds",
+        GAUGE,
+        "Age of the first record of each input partition the group has not committed.",
+        per_partition(|p| p.lag_seconds),
+    );
 }
 
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    let s = &state.stats;
-    let get = ConsumerStats::get;
-    let mut out = String::with_capacity(2048);
-    let counters = [
-        (
-            "arus_events_ingested_total",
-            "Events written to Kafka by this instance's ingest endpoints.",
-            state.ingested.load(Ordering::Relaxed),
-        ),
-        (
-            "arus_produce_failures_total",
-            "Ingested records Kafka did not take or acknowledge in time (answered 503).",
-            state.producer.failed.load(Ordering::Relaxed),
-        ),
-        (
-            "arus_changelog_unreadable_records_total",
-            "Changelog records the read model could not decode (each also makes the instance not ready).",
-            state.health.unreadable_changelog_records(),
-        ),
-        (
-            "arus_http_stream_errors_unlogged_total",
-            "Malformed connections (not HTTP) whose error line was held back (one a minute is logged).",
-            crate::telemetry::stream_errors_held(),
-        ),
-        (
-            "arus_records_consumed_total",
-            "Input records this instance polled.",
-            get(&s.records_consumed),
-        ),
-        (
-            "arus_records_invalid_total",
-            "Input records that could not be decoded or validated.",
-            get(&s.records_invalid),
-        ),
-        (
-            "arus_dead_letters_total",
-            "Records this instance sent to the dead-letter topic.",
-            get(&s.dead_letters),
-        ),
-        (
-            "arus_duplicates_dropped_total",
-            "Client retries dropped by eventId.",
-            get(&s.duplicates_dropped),
-        ),
-        (
-            "arus_retries_scheduled_total",
-            "Event hops (one per event and metric) sent to the retry topic.",
-            get(&s.retries_scheduled),
-        ),
-        (
-            "arus_retries_applied_total",
-            "Retried event hops applied.",
-            get(&s.retries_applied),
-        ),
-        (
-            "arus_retries_exhausted_total",
-            "Retried events whose attempts ran out (sent to the dead-letter topic).",
-            get(&s.retries_exhausted),
-        ),
-        (
-            "arus_events_applied_total",
-            "Events the aggregators applied.",
-            get(&s.events_applied),
-        ),
-        (
-            "arus_replayed_hops_skipped_total",
-            "Event hops (one per event and metric) skipped because the state already included them (replays).",
-            get(&s.replayed_hops_skipped),
-        ),
-        (
-            "arus_transactions_committed_total",
-            "Transactions of state and offsets committed.",
-            get(&s.commits),
-        ),
-        (
-            "arus_rollbacks_total",
-            "Aborted transactions rolled back to the last commit.",
-            get(&s.rollbacks),
-        ),
-        (
-            "arus_actor_restarts_total",
-            "Aggregator shards and partition consumers that stopped and were restarted by their supervisor (each rolls back to the last commit).",
-            state.router.restarts().total(),
-        ),
-        (
-            "arus_producer_recreated_total",
-            "Times the fenced transactional producer was recreated.",
-            get(&s.producer_recreated),
-        ),
-        (
-            "arus_rebalances_total",
-            "Rebalance callbacks (assignments and revocations).",
-            get(&s.rebalances),
-        ),
-    ];
-    for (name, help, value) in counters {
-        metric(&mut out, name, "counter", help, value);
+/// Everything this instance serves, in one registry.
+fn registry(state: &AppState) -> Result<Registry, prometheus::Error> {
+    let registry = Registry::new();
+    for collector in state.stats.collectors() {
+        registry.register(collector)?;
     }
-    metric(
-        &mut out,
-        "arus_assigned_partitions",
-        "gauge",
-        "Input partitions this instance holds.",
-        state.assignment.partitions().len(),
-    );
-    metric(
-        &mut out,
-        "arus_read_model_lag_records",
-        "gauge",
-        "Changelog records not yet in the read model.",
-        state.read_model.lag(),
-    );
-    metric(
-        &mut out,
-        "arus_read_model_updates_total",
-        "counter",
-        "Changelog entries applied to the read model.",
-        state.read_model.updates_applied(),
-    );
-    metric(
-        &mut out,
-        "arus_ready",
-        "gauge",
-        "1 when the instance is ready for traffic.",
-        u8::from(state.health.ready()),
-    );
-    let breakers = state.router.breakers();
-    labelled(
-        &mut out,
-        "arus_breaker_state",
-        "gauge",
-        "Circuit breaker of each hop: 0 closed, 1 open, 2 half open.",
-        breakers
-            .iter()
-            .map(|b| (b.metric, b.shard, u64::from(b.state))),
-    );
-    labelled(
-        &mut out,
-        "arus_breaker_opened_total",
-        "counter",
-        "Times each hop's circuit breaker opened.",
-        breakers.iter().map(|b| (b.metric, b.shard, b.times_opened)),
-    );
-    labelled(
-        &mut out,
-        "arus_shard_mailbox_depth",
-        "gauge",
-        "Apply messages queued at or being applied by each aggregator shard.",
-        breakers.iter().map(|b| (b.metric, b.shard, b.in_flight)),
-    );
-    metric(
-        &mut out,
-        "arus_consumer_paused",
-        "gauge",
-        "1 while this instance's consumption is paused (POST /v1/consumer/pause).",
-        u8::from(state.consumption.paused()),
-    );
-    lag_samples(&mut out, &state.lag);
-    latency_histograms(&mut out, &state);
-    HttpResponse::Ok()
+    registry.register(state.producer.acknowledged_seconds.collector())?;
+    registry.register(state.requests.collector())?;
+    registry.register(Box::new(sampled(state)))?;
+    Ok(registry)
+}
+
+pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let failed = |e: prometheus::Error| ApiError::Internal(format!("cannot gather metrics: {e}"));
+    let families = registry(&state).map_err(failed)?.gather();
+    let mut out = Vec::with_capacity(8192);
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .map_err(failed)?;
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(out)
+        .body(out))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::label_value;
+    use super::*;
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label_value("plain-group"), "plain-group");
-        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    fn sampled_families_are_encoded_by_the_library_with_labels_escaped() {
+        let mut s = Sampled::new();
+        s.family(
+            "arus_consumer_group_lag_records",
+            GAUGE,
+            "Records behind.",
+            [(vec![("group", "a\"b\\c\nd".to_string())], 7.0)],
+        );
+        s.single("arus_ready", GAUGE, "Ready.", 1.0);
+        let registry = Registry::new();
+        registry.register(Box::new(s)).expect("registered");
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .expect("encoded");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "# HELP arus_consumer_group_lag_records Records behind.\n\
+             # TYPE arus_consumer_group_lag_records gauge\n\
+             arus_consumer_group_lag_records{group=\"a\\\"b\\\\c\\nd\"} 7\n\
+             # HELP arus_ready Ready.\n\
+             # TYPE arus_ready gauge\n\
+             arus_ready 1\n"
+        );
     }
 }

@@ -10,8 +10,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use arus_actors::{Histogram, HistogramSnapshot};
-use dashmap::DashMap;
+use arus_actors::LATENCY_BUCKETS;
+use prometheus::{HistogramOpts, HistogramVec};
 
 use super::AppState;
 use crate::telemetry::{self, propagation};
@@ -20,29 +20,36 @@ use tracing::Instrument as _;
 /// (route, method, status).
 pub type RequestKind = (String, String, u16);
 
-#[derive(Default)]
+/// One histogram per route pattern, method and status: the library's
+/// labelled histogram, its label values escaped by the library.
 pub struct RequestMetrics {
-    by_kind: DashMap<RequestKind, Histogram>,
+    histograms: HistogramVec,
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        let opts = HistogramOpts::new(
+            "arus_http_request_duration_seconds",
+            "HTTP requests by route pattern, method and status, and how long they took.",
+        )
+        .buckets(LATENCY_BUCKETS.to_vec());
+        let histograms = HistogramVec::new(opts, &["route", "method", "status"])
+            .unwrap_or_else(|e| panic!("request histogram: {e}"));
+        Self { histograms }
+    }
 }
 
 impl RequestMetrics {
-    pub fn observe(&self, kind: RequestKind, took: std::time::Duration) {
-        if let Some(h) = self.by_kind.get(&kind) {
-            h.observe(took);
-            return;
-        }
-        self.by_kind.entry(kind).or_default().observe(took);
+    pub fn observe(&self, (route, method, status): RequestKind, took: std::time::Duration) {
+        let status = status.to_string();
+        self.histograms
+            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .observe(took.as_secs_f64());
     }
 
-    /// Every series, sorted by route, method, status.
-    pub fn snapshot(&self) -> Vec<(RequestKind, HistogramSnapshot)> {
-        let mut all: Vec<_> = self
-            .by_kind
-            .iter()
-            .map(|e| (e.key().clone(), e.value().snapshot()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+    /// For a registry.
+    pub fn collector(&self) -> Box<dyn prometheus::core::Collector> {
+        Box::new(self.histograms.clone())
     }
 }
 

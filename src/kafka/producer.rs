@@ -228,7 +228,10 @@ impl EventProducer {
             generation: std::sync::atomic::AtomicU64::new(0),
             source: format!("arus/{}", settings.instance_id),
             deadline: Duration::from_millis(settings.kafka.produce_timeout_ms),
-            acknowledged_seconds: arus_actors::Histogram::default(),
+            acknowledged_seconds: arus_actors::Histogram::new(
+                "arus_produce_acknowledged_seconds",
+                "Time from handing an ingested record to the producer to Kafka's acknowledgement.",
+            ),
             failed: std::sync::atomic::AtomicU64::new(0),
         })
     }

@@ -61,7 +61,9 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
     // commit, per request of each route and status.
     assert_eq!(value("arus_produce_acknowledged_seconds_count"), 1_004.0);
     assert_eq!(
-        value(r#"arus_produce_acknowledged_seconds_bucket{le="+Inf"}"#),
+        value(&helpers::canonical(
+            r#"arus_produce_acknowledged_seconds_bucket{le="+Inf"}"#
+        )),
         1_004.0
     );
     // The commit counter and histogram are read a moment apart.
@@ -71,9 +73,9 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
         "{text}"
     );
     let request = |route: &str, method: &str, status: u16| {
-        m.get(&format!(
+        m.get(&helpers::canonical(&format!(
             r#"arus_http_request_duration_seconds_count{{route="{route}",method="{method}",status="{status}"}}"#
-        ))
+        )))
         .copied()
         .unwrap_or(0.0)
     };
@@ -96,5 +98,122 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
             "the dashboard plots {name}, which /metrics does not have"
         );
     }
+    app.stop().await;
+}
+
+/// Every family `/metrics` served before it moved onto the registry crate,
+/// with its type and label names, so dashboards and alerts keep working.
+const FAMILIES: [(&str, &str, &str); 36] = [
+    ("arus_actor_restarts_total", "counter", ""),
+    ("arus_assigned_partitions", "gauge", ""),
+    ("arus_batch_process_seconds", "histogram", ""),
+    ("arus_breaker_opened_total", "counter", "metric,shard"),
+    ("arus_breaker_state", "gauge", "metric,shard"),
+    ("arus_changelog_unreadable_records_total", "counter", ""),
+    ("arus_commit_seconds", "histogram", ""),
+    (
+        "arus_consumer_group_lag_records",
+        "gauge",
+        "group,partition,topic",
+    ),
+    (
+        "arus_consumer_group_lag_seconds",
+        "gauge",
+        "group,partition,topic",
+    ),
+    ("arus_consumer_paused", "gauge", ""),
+    ("arus_dead_letters_total", "counter", ""),
+    ("arus_duplicates_dropped_total", "counter", ""),
+    ("arus_events_applied_total", "counter", ""),
+    ("arus_events_ingested_total", "counter", ""),
+    (
+        "arus_http_request_duration_seconds",
+        "histogram",
+        "method,route,status",
+    ),
+    ("arus_http_stream_errors_unlogged_total", "counter", ""),
+    ("arus_lag_alerts_sent_total", "counter", ""),
+    ("arus_lag_read_failures_total", "counter", ""),
+    ("arus_lag_resolves_sent_total", "counter", ""),
+    ("arus_lag_webhook_failures_total", "counter", ""),
+    ("arus_produce_acknowledged_seconds", "histogram", ""),
+    ("arus_produce_failures_total", "counter", ""),
+    ("arus_producer_recreated_total", "counter", ""),
+    ("arus_read_model_lag_records", "gauge", ""),
+    ("arus_read_model_updates_total", "counter", ""),
+    ("arus_ready", "gauge", ""),
+    ("arus_rebalances_total", "counter", ""),
+    ("arus_records_consumed_total", "counter", ""),
+    ("arus_records_invalid_total", "counter", ""),
+    ("arus_replayed_hops_skipped_total", "counter", ""),
+    ("arus_retries_applied_total", "counter", ""),
+    ("arus_retries_exhausted_total", "counter", ""),
+    ("arus_retries_scheduled_total", "counter", ""),
+    ("arus_rollbacks_total", "counter", ""),
+    ("arus_shard_mailbox_depth", "gauge", "metric,shard"),
+    ("arus_transactions_committed_total", "counter", ""),
+];
+
+/// The families of a scrape: name → (type, label names of its samples;
+/// a histogram's own `le` left out).
+fn families(text: &str) -> std::collections::BTreeMap<String, (String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("name and type");
+            out.insert(name.to_string(), (kind.to_string(), String::new()));
+        }
+    }
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let key = line.split(' ').next().unwrap_or_default();
+        let (sample, labels) = key.split_once('{').unwrap_or((key, ""));
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                sample
+                    .strip_suffix(s)
+                    .filter(|f| out.get(*f).is_some_and(|(k, _)| k == "histogram"))
+            })
+            .unwrap_or(sample);
+        let mut names: Vec<&str> = labels
+            .split("\",")
+            .filter_map(|l| l.split_once('=').map(|(n, _)| n.trim_start_matches(',')))
+            .filter(|n| !n.is_empty() && *n != "le")
+            .collect();
+        names.sort_unstable();
+        if let Some((_, seen)) = out.get_mut(family) {
+            *seen = names.join(",");
+        }
+    }
+    out
+}
+
+#[actix_web::test]
+async fn every_family_served_before_is_served_with_its_type_and_labels() {
+    let app = spawn_app(&[("ARUS__LAG__INTERVAL_MS", "500")]).await;
+    send(&app, 0, 100, 100).await;
+    assert_counted_exactly(&app, 100).await;
+    let (_, _) = app.get("/events/stats").await;
+    // The lag monitor's per-partition gauges appear with its first reading.
+    let start = std::time::Instant::now();
+    let text = loop {
+        let (_, text) = app.get_text("/metrics").await;
+        if text.contains("arus_consumer_group_lag_records{") || start.elapsed() > WAIT {
+            break text;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let served = families(&text);
+    for (name, kind, labels) in FAMILIES {
+        assert_eq!(
+            served.get(name),
+            Some(&(kind.to_string(), labels.to_string())),
+            "{name}\n{text}"
+        );
+    }
+    assert_eq!(served.len(), FAMILIES.len(), "new families: {served:?}");
     app.stop().await;
 }

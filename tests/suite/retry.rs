@@ -17,7 +17,7 @@ const TOTAL: usize = 10_000;
 /// The value of an unlabelled or labelled sample in a Prometheus scrape.
 fn sample(scrape: &str, name: &str) -> u64 {
     helpers::scrape_samples(scrape)
-        .get(name)
+        .get(&helpers::canonical(name))
         .map(|v| *v as u64)
         .unwrap_or_else(|| panic!("no sample {name} in:\n{scrape}"))
 }

@@ -3,7 +3,6 @@
 //! applied its part, so the driver commits an offset only for applied events.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::{
@@ -282,7 +281,7 @@ impl PartitionConsumer {
                     metric: Some(failure.metric),
                 };
                 if self.dead_letters.add_exhausted(t.offset, letter) {
-                    self.stats.retries_exhausted.fetch_add(1, Ordering::Relaxed);
+                    self.stats.retries_exhausted.inc_by(1);
                     warn!(source = %self.source, offset = t.offset, metric = %failure.metric, "retries exhausted: sent to dead-letter topic");
                 }
                 continue;
@@ -321,12 +320,8 @@ impl PartitionConsumer {
                 }
             }
         }
-        self.stats
-            .retries_scheduled
-            .fetch_add(handed_off as u64, Ordering::Relaxed);
-        self.stats
-            .retries_applied
-            .fetch_add(applied_retries, Ordering::Relaxed);
+        self.stats.retries_scheduled.inc_by(handed_off as u64);
+        self.stats.retries_applied.inc_by(applied_retries);
         handed_off
     }
 }
@@ -391,15 +386,9 @@ impl Handler<ProcessBatch> for PartitionConsumer {
             }
             tracked.push(t);
         }
-        self.stats
-            .records_consumed
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        self.stats
-            .records_invalid
-            .fetch_add(invalid as u64, Ordering::Relaxed);
-        self.stats
-            .duplicates_dropped
-            .fetch_add(duplicates as u64, Ordering::Relaxed);
+        self.stats.records_consumed.inc_by(records.len() as u64);
+        self.stats.records_invalid.inc_by(invalid as u64);
+        self.stats.duplicates_dropped.inc_by(duplicates as u64);
         let hops = self.router.split(source, &routed);
         let router = Arc::clone(&self.router);
         let work = async move {
@@ -435,10 +424,7 @@ impl Handler<ProcessBatch> for PartitionConsumer {
                         .count()
                 };
                 let retried = actor.settle(&records, &tracked, failed);
-                actor
-                    .stats
-                    .events_applied
-                    .fetch_add(applied as u64, Ordering::Relaxed);
+                actor.stats.events_applied.inc_by(applied as u64);
                 BatchOutcome {
                     next_offset,
                     applied,

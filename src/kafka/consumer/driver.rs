@@ -579,7 +579,7 @@ impl PollLoop {
             self.partitions
                 .stats
                 .replayed_hops_skipped
-                .fetch_add(outcome.replayed_updates as u64, Ordering::Relaxed);
+                .inc_by(outcome.replayed_updates as u64);
             if let Some(slot) = slots.get_mut(&source).filter(|s| s.epoch == epoch) {
                 slot.next_offset = Some(outcome.next_offset);
             }

@@ -290,10 +290,8 @@ impl Partitions {
                         .committed();
                 }
                 self.mark_committed(&offsets);
-                self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .dead_letters
-                    .fetch_add(dead_lettered, Ordering::Relaxed);
+                self.stats.commits.inc_by(1);
+                self.stats.dead_letters.inc_by(dead_lettered);
                 Ok(())
             }
             Err(CommitError::Aborted(error)) => {
@@ -352,9 +350,7 @@ impl Partitions {
         self.fenced.store(false, Ordering::SeqCst);
         let topics: Vec<&str> = self.topics.iter().map(|(name, _)| name.as_str()).collect();
         consumer.subscribe(&topics)?;
-        self.stats
-            .producer_recreated
-            .fetch_add(1, Ordering::Relaxed);
+        self.stats.producer_recreated.inc_by(1);
         Ok(())
     }
 
@@ -368,7 +364,7 @@ impl Partitions {
         let sources: Vec<SourcePartition> = self.slots().keys().copied().collect();
         block_on(self.router.forget(&sources))?;
         self.begin_restore(consumer, &sources, true, None)?;
-        self.stats.rollbacks.fetch_add(1, Ordering::Relaxed);
+        self.stats.rollbacks.inc_by(1);
         info!(
             partitions = sources.len(),
             "rolling back to the last commit"

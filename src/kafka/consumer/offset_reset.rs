@@ -102,7 +102,7 @@ impl Partitions {
         let committer = self.committer.lock().unwrap_or_else(|p| p.into_inner());
         match committer.commit(&out, &offsets, &group) {
             Ok(()) => {
-                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.commits.inc_by(1);
                 Ok(deleted)
             }
             Err(CommitError::Aborted(error)) => Err(ResetRefused::Failed(format!(

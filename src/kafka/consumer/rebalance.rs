@@ -2,7 +2,6 @@
 //! the partitions (commit and release what is revoked, restore what is
 //! assigned); a failure is kept for the poll loop, which stops with it.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arus_actors::model::source::SourcePartition;
@@ -58,7 +57,7 @@ impl ConsumerContext for DriverContext {
             return;
         };
         let p = &self.partitions;
-        p.stats.rebalances.fetch_add(1, Ordering::Relaxed);
+        p.stats.rebalances.inc_by(1);
         let revoked = p.sources(tpl);
         match p.on_revoke(consumer, &revoked) {
             Ok(()) => info!(partitions = ?names(&revoked), "partitions revoked"),
@@ -73,7 +72,7 @@ impl ConsumerContext for DriverContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let p = &self.partitions;
-                p.stats.rebalances.fetch_add(1, Ordering::Relaxed);
+                p.stats.rebalances.inc_by(1);
                 let assigned = p.sources(tpl);
                 match p.on_assign(consumer, &assigned) {
                     Ok(()) => info!(partitions = ?names(&assigned), "partitions assigned"),

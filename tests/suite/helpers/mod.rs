@@ -110,15 +110,38 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[(&str, &str)]) -
     app
 }
 
-/// The samples of a Prometheus scrape, by name with labels.
+/// The samples of a Prometheus scrape, by name with labels, the labels in
+/// [`canonical`] order (the text format leaves their order to the writer).
 pub fn scrape_samples(text: &str) -> std::collections::HashMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {
             let (name, value) = l.split_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
+            Some((canonical(name), value.parse().ok()?))
         })
         .collect()
+}
+
+/// A sample's name with its labels sorted by label name:
+/// `m{b="1",a="2"}` → `m{a="2",b="1"}`.
+pub fn canonical(sample: &str) -> String {
+    let Some((name, labels)) = sample.split_once('{') else {
+        return sample.to_string();
+    };
+    let labels = labels.strip_suffix('}').unwrap_or(labels);
+    let mut pairs: Vec<String> = labels
+        .split("\",")
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            if p.ends_with('"') {
+                p.to_string()
+            } else {
+                format!("{p}\"")
+            }
+        })
+        .collect();
+    pairs.sort();
+    format!("{name}{{{}}}", pairs.join(","))
 }
 
 /// Status and body of an answer.

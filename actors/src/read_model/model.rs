@@ -5,7 +5,8 @@
 //! partitions' entries. An update never replaces a newer one (`as_of` only
 //! moves forward), so applying updates again or out of order is harmless.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -34,6 +35,9 @@ pub struct ReadModel {
     sessions: DashMap<String, PerSource<SessionState>>,
     dead_letters: DashMap<SourcePartition, DeadLetterMark>,
     activity: Mutex<ActivityIndex>,
+    /// Users with user events, most first, ties by id: the top users in
+    /// O(limit), kept in step with `users`.
+    by_events: Mutex<BTreeSet<(Reverse<u64>, String)>>,
     session_totals: Mutex<SessionTotals>,
     page_views: AtomicU64,
     updates_applied: AtomicU64,
@@ -71,6 +75,14 @@ impl SessionTotals {
 /// The latest time a user was seen in any partition (`None`: not held).
 fn last_seen(entries: &[(SourcePartition, UserActivity)]) -> Option<i64> {
     entries.iter().map(|(_, u)| u.last_seen_ms).max()
+}
+
+/// A user's last event and user-event total over all partitions.
+fn seen_and_events(entries: &[(SourcePartition, UserActivity)]) -> (Option<i64>, u64) {
+    (
+        last_seen(entries),
+        entries.iter().map(|(_, u)| u.events).sum(),
+    )
 }
 
 fn views(entries: &[(SourcePartition, PageStats)]) -> u64 {
@@ -181,9 +193,17 @@ impl ReadModel {
                 source,
                 user_id,
                 entry,
-            } => upsert(&self.users, user_id, source, entry, last_seen, |b, a| {
-                self.user_moved(b, a)
-            }),
+            } => {
+                let key = user_id.clone();
+                upsert(
+                    &self.users,
+                    user_id,
+                    source,
+                    entry,
+                    seen_and_events,
+                    |b, a| self.user_moved(&key, b, a),
+                )
+            }
             StateUpdate::Page { source, url, entry } => {
                 upsert(&self.pages, url, source, entry, views, |b, a| {
                     self.views_moved(b, a)
@@ -214,8 +234,17 @@ impl ReadModel {
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 
-    fn user_moved(&self, before: Option<i64>, after: Option<i64>) {
-        locked(&self.activity).moved(before, after);
+    fn user_moved(&self, user: &str, before: (Option<i64>, u64), after: (Option<i64>, u64)) {
+        locked(&self.activity).moved(before.0, after.0);
+        if before.1 != after.1 {
+            let mut ranked = locked(&self.by_events);
+            if before.1 > 0 {
+                ranked.remove(&(Reverse(before.1), user.to_string()));
+            }
+            if after.1 > 0 {
+                ranked.insert((Reverse(after.1), user.to_string()));
+            }
+        }
     }
 
     fn views_moved(&self, before: u64, after: u64) {
@@ -243,8 +272,8 @@ impl ReadModel {
                 }
             }
             EntryKind::Metric(MetricKind::Users) => {
-                remove(&self.users, entry.key, source, last_seen, |b, a| {
-                    self.user_moved(b, a)
+                remove(&self.users, entry.key, source, seen_and_events, |b, a| {
+                    self.user_moved(entry.key, b, a)
                 })
             }
             EntryKind::Metric(MetricKind::TopPages) => {
@@ -316,31 +345,15 @@ impl ReadModel {
     }
 
     /// The users with the most user events, most first, ties by user id:
-    /// the seed's `eventsByUser`, bounded to `limit` users.
+    /// the seed's `eventsByUser`, bounded to `limit` users. Read from an
+    /// index kept as entries change, so its cost is `limit`, not the
+    /// number of users.
     pub fn top_users(&self, limit: usize) -> Vec<(String, u64)> {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        // A min-heap of the best `limit` so far: one pass, `limit` held.
-        let mut best: BinaryHeap<Reverse<(u64, Reverse<String>)>> = BinaryHeap::new();
-        for item in self.users.iter() {
-            let events: u64 = item.value().iter().map(|(_, u)| u.events).sum();
-            if events == 0 {
-                continue;
-            }
-            let candidate = Reverse((events, Reverse(item.key().clone())));
-            if best.len() < limit {
-                best.push(candidate);
-            } else if best.peek().is_some_and(|worst| candidate < *worst) {
-                best.pop();
-                best.push(candidate);
-            }
-        }
-        let mut users: Vec<(String, u64)> = best
-            .into_iter()
-            .map(|Reverse((events, Reverse(user)))| (user, events))
-            .collect();
-        users.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        users
+        locked(&self.by_events)
+            .iter()
+            .take(limit)
+            .map(|(Reverse(events), user)| (user.clone(), *events))
+            .collect()
     }
 
     /// The most viewed pages, most views first, ties by URL.
@@ -618,6 +631,20 @@ mod tests {
                     assert_eq!(rm.total_page_views(), views, "step {step}");
                     assert_eq!(*locked(&rm.session_totals), sessions, "step {step}");
                 }
+                // The top-users index against a ranking of every user.
+                let mut walked_users: Vec<(String, u64)> = rm
+                    .users
+                    .iter()
+                    .map(|u| {
+                        (
+                            u.key().clone(),
+                            u.value().iter().map(|(_, a)| a.events).sum(),
+                        )
+                    })
+                    .filter(|(_, events)| *events > 0)
+                    .collect();
+                walked_users.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                assert_eq!(rm.top_users(usize::MAX), walked_users, "step {step}");
             }
         }
         let summary = rm.sessions();

@@ -61,6 +61,7 @@ impl std::fmt::Debug for Secret {
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     pub ingest_api_keys: Vec<Secret>,
+    pub query_api_keys: Vec<Secret>,
     pub admin_token: Secret,
     pub rate_limit_events_per_second: u64,
     pub rate_limit_burst: u64,

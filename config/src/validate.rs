@@ -321,6 +321,12 @@ impl Settings {
                 "every key must be at least 16 characters long",
             ));
         }
+        if sec.query_api_keys.iter().any(|k| k.expose().len() < 16) {
+            return Err(invalid(
+                "security.query_api_keys",
+                "every key must be at least 16 characters long",
+            ));
+        }
         if !sec.admin_token.is_empty() && sec.admin_token.expose().len() < 16 {
             return Err(invalid(
                 "security.admin_token",

@@ -66,6 +66,33 @@ pub fn ingest(req: &HttpRequest, keys: &[Secret]) -> Result<(), ApiError> {
     check(req, "x-api-key", keys, "ingestion")
 }
 
+/// Queries: open unless read keys are configured.
+pub fn query(req: &HttpRequest, keys: &[Secret]) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    check(req, "x-api-key", keys, "queries")
+}
+
+/// The middleware of the query routes: a GET or HEAD needs a read key when
+/// `security.query_api_keys` is set (in `/events`, the POSTs are ingest,
+/// with their own keys).
+pub async fn read_key_for_queries(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let reading = matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    if reading {
+        if let Some(state) = req.app_data::<actix_web::web::Data<super::AppState>>() {
+            query(req.request(), &state.settings.security.query_api_keys)?;
+        }
+    }
+    next.call(req).await
+}
+
 /// Who a request is, for the rate limit: its API key (as a hash: the
 /// key itself is kept nowhere new) when keys are configured, else the
 /// address it came from: the socket's, or, when the socket is a trusted

@@ -5,7 +5,8 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{guard, HttpRequest, HttpResponse, Resource, ResponseError};
 
 use super::{
-    chaos, dead_letters, health, ingest, lag, metrics, offsets, query, request_metrics, schemas,
+    auth, chaos, dead_letters, health, ingest, lag, metrics, offsets, query, request_metrics,
+    schemas,
 };
 use crate::error::ApiError;
 
@@ -16,6 +17,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     )
     .service(
         web::scope("/events")
+            .wrap(actix_web::middleware::from_fn(auth::read_key_for_queries))
             .service(post("/user-event", ingest::user_event))
             .service(post("/page-view", ingest::page_view))
             .service(post("/batch-events", ingest::batch_events))
@@ -27,7 +29,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .service(get("/analytics/sessions", query::sessions))
             .service(get("/analytics/users/{user_id}", query::user)),
     )
-    .service(get("/v1/top-pages", query::top_pages_detail))
+    .service(
+        get("/v1/top-pages", query::top_pages_detail)
+            .wrap(actix_web::middleware::from_fn(auth::read_key_for_queries)),
+    )
     .service(get("/v1/dead-letters", dead_letters::list))
     .service(post("/v1/dead-letters/replay", dead_letters::replay))
     .service(post("/v1/chaos/shard-outage", chaos::shard_outage))

@@ -199,3 +199,74 @@ async fn a_key_over_its_rate_gets_429_with_retry_after_and_nothing_written() {
     assert_eq!(app.read_all(&app.topic("user-events"), 3).len(), 2000);
     app.stop().await;
 }
+
+const READ: &str = "read-key-0123456789abc";
+
+/// With read keys set, every query route (GET and HEAD) needs one: 401
+/// without, 403 with any other credential (an ingest key is not a read
+/// key), the answer with it. Ingest, health, metrics and the schemas are
+/// not queries and stay as they were.
+#[actix_web::test]
+async fn query_routes_need_a_read_key_when_read_keys_are_set() {
+    let app = spawn_app(&[
+        ("ARUS__SECURITY__QUERY_API_KEYS", READ),
+        ("ARUS__SECURITY__INGEST_API_KEYS", KEY),
+    ])
+    .await;
+    let (status, body) = app
+        .post_with(
+            "/events/user-event",
+            &json!({"userId": "reader-1", "eventType": "login"}),
+            ("x-api-key", KEY),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    app.wait_for_with(
+        "/events/stats",
+        Some(("x-api-key", READ)),
+        std::time::Duration::from_secs(30),
+        |b| b["totalEvents"] == json!(1),
+    )
+    .await;
+    let queries = [
+        "/events/stats",
+        "/events/analytics",
+        "/events/analytics/event-counts",
+        "/events/analytics/active-users",
+        "/events/analytics/top-pages",
+        "/events/analytics/sessions",
+        "/events/analytics/users/reader-1",
+        "/v1/top-pages",
+    ];
+    for path in queries {
+        let (status, answer) = app.get(path).await;
+        assert_eq!(
+            (status, answer["error"]["code"].clone()),
+            (401, json!("unauthorized")),
+            "{path}"
+        );
+        let (status, _) = app.get_with(path, ("x-api-key", KEY)).await;
+        assert_eq!(status, 403, "{path}: an ingest key is not a read key");
+        let (status, answer) = app.get_with(path, ("x-api-key", READ)).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        let bearer = format!("Bearer {READ}");
+        let (status, _) = app.get_with(path, ("authorization", &bearer)).await;
+        assert_eq!(status, 200, "{path} with a bearer token");
+        let resp = app
+            .client
+            .head(app.url(path))
+            .send()
+            .await
+            .expect("HEAD answered");
+        assert_eq!(resp.status().as_u16(), 401, "HEAD {path}");
+    }
+    let (_, user) = app
+        .get_with("/events/analytics/users/reader-1", ("x-api-key", READ))
+        .await;
+    assert_eq!(user["events"], json!(1));
+    for open in ["/health/live", "/metrics", "/v1/schemas"] {
+        let (status, _) = app.get_text(open).await;
+        assert_eq!(status, 200, "{open}");
+    }
+    app.stop().await;
+}

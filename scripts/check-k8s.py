@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 
@@ -174,7 +175,6 @@ def effective_config(arus, env, where):
         problem(where, f"arus config check refuses the manifests' environment: {check.stderr.strip()}")
         return None
     out = subprocess.run([arus, "config", "print"], env=arus_env(env), capture_output=True, text=True)
-    import tomllib
     return tomllib.loads(out.stdout)
 
 

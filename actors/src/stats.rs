@@ -157,11 +157,6 @@ impl Histogram {
         self.0.observe(took.as_secs_f64());
     }
 
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.0.get_sample_count()
-    }
-
     /// For a registry.
     pub fn collector(&self) -> Box<dyn Collector> {
         Box::new(self.0.clone())

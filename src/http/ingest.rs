@@ -309,9 +309,10 @@ async fn ingest_one<E: SingleEvent>(
     let mut body = json!(Accepted::new(event_id, topic, written));
     body["success"] = json!(true);
     body["message"] = json!(E::MESSAGE);
-    // The event as it was written, eventId and timestamp filled in.
-    body[E::SEED_FIELD] = serde_json::from_slice(&encoded)
-        .map_err(|e| ApiError::Internal(format!("cannot read back the event: {e}")))?;
+    // The event as it was written (the same serialization), eventId and
+    // timestamp filled in.
+    body[E::SEED_FIELD] = serde_json::to_value(&event)
+        .map_err(|e| ApiError::Internal(format!("cannot encode the event: {e}")))?;
     Ok(HttpResponse::Created().json(body))
 }
 

@@ -96,15 +96,16 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Replaces `source`'s entry under `key` unless the one held is newer, and
-/// hands `changed` the key's `measure` before and after, while the key is
-/// still locked (so running aggregates see every key's changes in order).
+/// hands `changed` the key and its `measure` before and after, while the
+/// key is still locked (so running aggregates see every key's changes in
+/// order).
 fn upsert<K: Hash + Eq, E: Entry, M>(
     map: &DashMap<K, PerSource<E>>,
     key: K,
     source: SourcePartition,
     entry: E,
     measure: impl Fn(&[(SourcePartition, E)]) -> M,
-    changed: impl FnOnce(M, M),
+    changed: impl FnOnce(&K, M, M),
 ) {
     let mut slot = map.entry(key).or_default();
     let before = measure(&slot);
@@ -113,7 +114,7 @@ fn upsert<K: Hash + Eq, E: Entry, M>(
         Some(_) => return,
         None => slot.push((source, entry)),
     }
-    changed(before, measure(&slot));
+    changed(slot.key(), before, measure(&slot));
 }
 
 /// Removes `source`'s entry under `key`, and the key once no partition has
@@ -187,25 +188,22 @@ impl ReadModel {
                 source,
                 entry,
                 |_| (),
-                |_, _| {},
+                |_, _, _| {},
             ),
             StateUpdate::User {
                 source,
                 user_id,
                 entry,
-            } => {
-                let key = user_id.clone();
-                upsert(
-                    &self.users,
-                    user_id,
-                    source,
-                    entry,
-                    seen_and_events,
-                    |b, a| self.user_moved(&key, b, a),
-                )
-            }
+            } => upsert(
+                &self.users,
+                user_id,
+                source,
+                entry,
+                seen_and_events,
+                |user, b, a| self.user_moved(user, b, a),
+            ),
             StateUpdate::Page { source, url, entry } => {
-                upsert(&self.pages, url, source, entry, views, |b, a| {
+                upsert(&self.pages, url, source, entry, views, |_, b, a| {
                     self.views_moved(b, a)
                 })
             }
@@ -219,7 +217,7 @@ impl ReadModel {
                 source,
                 entry,
                 SessionTotals::of,
-                |b, a| self.sessions_moved(b, a),
+                |_, b, a| self.sessions_moved(b, a),
             ),
             StateUpdate::DeadLetters { source, entry } => {
                 let mut slot = self.dead_letters.entry(source).or_default();

@@ -37,6 +37,7 @@ pub mod model;
 pub mod read_model;
 pub mod state;
 mod stats;
+pub mod window;
 
 pub use aggregate::aggregator_shard::{
     AggregatorShard, Apply, ApplyOutcome, Flush, Forget, Outage, Restore, ShardRefused,

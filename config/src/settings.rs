@@ -24,12 +24,19 @@ pub struct Settings {
 }
 
 /// Event time: how far an event's timestamp may be from the time it was
-/// written (its record's timestamp), ahead and behind.
+/// written (its record's timestamp), ahead and behind; and the event-time
+/// buckets (grace before a bucket closes, retention per resolution).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSettings {
     pub max_future_ms: u64,
     pub max_past_ms: u64,
+    pub grace_ms: u64,
+    pub late_copies: bool,
+    pub minutes_retention_ms: u64,
+    pub hours_retention_ms: u64,
+    pub days_retention_ms: u64,
+    pub visitors_lg_k: u8,
 }
 
 /// A value that must not appear in logs or printed configuration.

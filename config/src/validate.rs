@@ -103,6 +103,37 @@ impl Settings {
             1000,
         )?;
         at_least("windows.max_past_ms", self.windows.max_past_ms as i64, 1000)?;
+        let w = &self.windows;
+        at_least("windows.minutes_retention_ms", w.minutes_retention_ms as i64, 3_600_000)?;
+        not_below(
+            "windows.hours_retention_ms",
+            w.hours_retention_ms,
+            "windows.minutes_retention_ms",
+            w.minutes_retention_ms,
+            "",
+        )?;
+        not_below(
+            "windows.days_retention_ms",
+            w.days_retention_ms,
+            "windows.hours_retention_ms",
+            w.hours_retention_ms,
+            "",
+        )?;
+        if w.grace_ms >= w.minutes_retention_ms {
+            return Err(invalid(
+                "windows.grace_ms",
+                format!(
+                    "must be below windows.minutes_retention_ms ({}), or a bucket would expire before it closes (got {})",
+                    w.minutes_retention_ms, w.grace_ms
+                ),
+            ));
+        }
+        if !(4..=21).contains(&w.visitors_lg_k) {
+            return Err(invalid(
+                "windows.visitors_lg_k",
+                format!("must be from 4 to 21 (got {})", w.visitors_lg_k),
+            ));
+        }
 
         let r = &self.retry;
         at_least("retry.max_attempts", r.max_attempts.into(), 1)?;

@@ -8,6 +8,7 @@ use crate::consume::dedupe::SeenChanges;
 use crate::consume::retry::RetryRecord;
 use crate::model::source::RawRecord;
 use crate::state::StateUpdate;
+use crate::window::WindowFlush;
 
 /// A poll's worth of records of this partition, in offset order.
 #[derive(Message)]
@@ -62,4 +63,6 @@ pub struct PartitionFlush {
     /// The partition's dead-letter mark, when it moved.
     pub mark: Option<StateUpdate>,
     pub retries: Vec<RetryRecord>,
+    /// Changed time buckets and watermark, and expired buckets.
+    pub windows: WindowFlush,
 }

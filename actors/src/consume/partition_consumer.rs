@@ -19,7 +19,7 @@ use crate::consume::dead_letter::{DeadLetter, DeadLetters};
 use crate::consume::dedupe::{event_identity, handoff_id, Dedupe};
 use crate::consume::retry::{Origin, Retried, RetryPolicy, RetryRecord};
 use crate::model::event::Event;
-use crate::model::event_time::TimeBounds;
+use crate::window::{PartitionWindows, Placed};
 use crate::model::metric_kind::MetricKind;
 use crate::model::source::{InputTopic, RawRecord, SourcePartition};
 use crate::stats::ConsumerStats;
@@ -37,8 +37,10 @@ pub struct PartitionConsumer {
     dedupe: Dedupe,
     dead_letters: DeadLetters,
     policy: RetryPolicy,
-    time_bounds: TimeBounds,
+    windows: PartitionWindows,
     retries: Vec<RetryRecord>,
+    /// Late events, to copy to the dead-letter topic at the next flush.
+    late_copies: Vec<DeadLetter>,
 }
 
 impl PartitionConsumer {
@@ -49,7 +51,7 @@ impl PartitionConsumer {
         dedupe: Dedupe,
         dead_letters: DeadLetters,
         policy: RetryPolicy,
-        time_bounds: TimeBounds,
+        windows: PartitionWindows,
     ) -> Self {
         Self {
             source,
@@ -58,8 +60,9 @@ impl PartitionConsumer {
             dedupe,
             dead_letters,
             policy,
-            time_bounds,
+            windows,
             retries: Vec::new(),
+            late_copies: Vec::new(),
         }
     }
 }
@@ -68,12 +71,14 @@ impl Handler<FlushPartition> for PartitionConsumer {
     type Result = MessageResult<FlushPartition>;
 
     fn handle(&mut self, _msg: FlushPartition, _ctx: &mut Self::Context) -> Self::Result {
-        let (dead_letters, mark) = self.dead_letters.flush();
+        let (mut dead_letters, mark) = self.dead_letters.flush();
+        dead_letters.append(&mut self.late_copies);
         MessageResult(PartitionFlush {
             seen: self.dedupe.flush(),
             dead_letters,
             mark,
             retries: std::mem::take(&mut self.retries),
+            windows: self.windows.flush(),
         })
     }
 }
@@ -139,6 +144,34 @@ struct Failed {
 }
 
 impl PartitionConsumer {
+    /// Places an event in its time buckets; a late one is counted as late
+    /// and, unless turned off, copied to the dead-letter topic (it still
+    /// counts in the all-time totals).
+    fn place_in_windows(&mut self, record: &RawRecord, event: &Event) {
+        if self.windows.apply(record.offset, event) != Placed::Late {
+            return;
+        }
+        let config = self.windows.config();
+        debug!(source = %self.source, offset = record.offset, "late event: in no time bucket");
+        if config.late_copies {
+            let watermark = self.windows.watermark().unwrap_or(i64::MIN);
+            self.late_copies.push(DeadLetter {
+                source: self.source,
+                record: record.clone(),
+                class: ErrorClass::Permanent,
+                label: "late",
+                message: format!(
+                    "event time {} is in a minute that ended before the partition's watermark {} (latest event time minus windows.grace_ms {}): counted in the all-time totals, in no time bucket",
+                    event.timestamp_ms(),
+                    watermark,
+                    config.grace_ms
+                ),
+                attempt: 1,
+                metric: None,
+            });
+        }
+    }
+
     /// A record that can never be counted: to the dead-letter topic, once.
     fn reject(&mut self, record: &RawRecord, error: &DecodeError) {
         if self
@@ -168,7 +201,12 @@ impl PartitionConsumer {
             }
         };
         let at_ms = record.timestamp_ms.unwrap_or_else(|| event.timestamp_ms());
-        if let Err(error) = self.time_bounds.check(event.timestamp_ms(), at_ms) {
+        if let Err(error) = self
+            .windows
+            .config()
+            .bounds
+            .check(event.timestamp_ms(), at_ms)
+        {
             *invalid += 1;
             self.reject(record, &DecodeError::EventTime(error));
             return None;
@@ -188,6 +226,7 @@ impl PartitionConsumer {
                 return None;
             }
         }
+        self.place_in_windows(record, &event);
         let tracked = Tracked {
             index,
             offset: record.offset,
@@ -444,6 +483,8 @@ mod tests {
     use crate::aggregate::breaker::BreakerConfig;
     use crate::read_model::ReadModel;
     use actix::Arbiter;
+    use crate::model::event_time::TimeBounds;
+    use crate::window::WindowConfig;
     use std::time::Duration;
 
     fn record(offset: i64, json: &str) -> RawRecord {
@@ -464,10 +505,20 @@ mod tests {
     }
 
     /// The default bounds (windows.max_future_ms, windows.max_past_ms).
-    const BOUNDS: TimeBounds = TimeBounds {
-        max_future_ms: 300_000,
-        max_past_ms: 604_800_000,
+    const CONFIG: WindowConfig = WindowConfig {
+        bounds: TimeBounds {
+            max_future_ms: 300_000,
+            max_past_ms: 604_800_000,
+        },
+        grace_ms: 300_000,
+        retention_ms: [172_800_000, 7_776_000_000, 63_072_000_000],
+        lg_k: 12,
+        late_copies: true,
     };
+
+    fn windows(source: SourcePartition) -> PartitionWindows {
+        PartitionWindows::new(source, CONFIG, Vec::new())
+    }
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -559,7 +610,7 @@ mod tests {
             dedupe,
             dead,
             policy(),
-            BOUNDS,
+            windows(source),
         )
         .start();
         let batch = vec![
@@ -659,7 +710,7 @@ mod tests {
             Dedupe::new(source, 600_000, Vec::new()),
             DeadLetters::new(source, None),
             policy(),
-            BOUNDS,
+            windows(source),
         )
         .start()
     }
@@ -827,7 +878,7 @@ mod tests {
                 Dedupe::new(source, 600_000, Vec::new()),
                 DeadLetters::new(source, None),
                 policy(),
-                BOUNDS,
+                windows(source),
             )
         });
         consumer.send(Stop).await.expect("delivered");

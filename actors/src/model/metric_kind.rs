@@ -62,6 +62,10 @@ pub enum EntryKind {
     SeenIds,
     /// A partition's dead-letter mark.
     DeadLetters,
+    /// An event-time bucket of a partition.
+    Windows,
+    /// A partition's event-time watermark.
+    Watermark,
 }
 
 impl EntryKind {
@@ -70,6 +74,8 @@ impl EntryKind {
             EntryKind::Metric(m) => m.as_str(),
             EntryKind::SeenIds => "seen",
             EntryKind::DeadLetters => "dead-letters",
+            EntryKind::Windows => "windows",
+            EntryKind::Watermark => "watermark",
         }
     }
 
@@ -77,6 +83,8 @@ impl EntryKind {
         match name {
             "seen" => Some(EntryKind::SeenIds),
             "dead-letters" => Some(EntryKind::DeadLetters),
+            "windows" => Some(EntryKind::Windows),
+            "watermark" => Some(EntryKind::Watermark),
             _ => MetricKind::parse(name).map(EntryKind::Metric),
         }
     }

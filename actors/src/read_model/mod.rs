@@ -3,5 +3,7 @@
 
 mod activity;
 mod model;
+mod windows;
 
 pub use model::*;
+pub use windows::{Merged, WindowStore};

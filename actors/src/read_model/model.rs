@@ -18,6 +18,7 @@ use crate::model::event::EventType;
 use crate::model::metric_kind::{EntryKind, MetricKind};
 use crate::model::source::SourcePartition;
 use crate::read_model::activity::ActivityIndex;
+use crate::read_model::windows::WindowStore;
 use crate::state::{
     Counter, DeadLetterMark, Entry, PageStats, SessionState, StateUpdate, UserActivity,
 };
@@ -34,6 +35,7 @@ pub struct ReadModel {
     pages: DashMap<String, PerSource<PageStats>>,
     sessions: DashMap<String, PerSource<SessionState>>,
     dead_letters: DashMap<SourcePartition, DeadLetterMark>,
+    windows: WindowStore,
     activity: Mutex<ActivityIndex>,
     /// Users with user events, most first, ties by id: the top users in
     /// O(limit), kept in step with `users`.
@@ -226,6 +228,17 @@ impl ReadModel {
                 }
             }
             StateUpdate::SeenIds { .. } => return,
+            StateUpdate::Bucket {
+                source,
+                resolution,
+                start_ms,
+                entry,
+            } => self
+                .windows
+                .apply_bucket(source, resolution, start_ms, entry),
+            StateUpdate::Watermark { source, entry } => {
+                self.windows.apply_watermark(source, entry)
+            }
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.updated_at_ms
@@ -290,9 +303,23 @@ impl ReadModel {
                 self.dead_letters.remove(&source);
             }
             EntryKind::SeenIds => return,
+            EntryKind::Windows => {
+                let parsed = entry.key.split_once('/').and_then(|(r, start)| {
+                    Some((crate::window::Resolution::parse(r)?, start.parse().ok()?))
+                });
+                if let Some((resolution, start)) = parsed {
+                    self.windows.delete_bucket(source, resolution, start);
+                }
+            }
+            EntryKind::Watermark => self.windows.delete_watermark(source),
         }
         self.updated_at_ms
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// The event-time buckets and watermarks.
+    pub fn windows(&self) -> &WindowStore {
+        &self.windows
     }
 
     /// When the read model last changed, in milliseconds since the epoch (0: never).

@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use crate::model::event::EventType;
 use crate::model::metric_kind::{EntryKind, MetricKind};
 use crate::model::source::{InputTopic, SourcePartition};
+use crate::window::Resolution;
 use crate::state::{
     Counter, DeadLetterMark, PageStats, SeenEntry, SessionState, StateUpdate, UserActivity,
 };
@@ -91,6 +92,8 @@ pub fn encode_into(
         StateUpdate::Session { entry, .. } => serde_json::to_writer(value, entry)?,
         StateUpdate::DeadLetters { entry, .. } => serde_json::to_writer(value, entry)?,
         StateUpdate::SeenIds { ids, .. } => serde_json::to_writer(value, ids)?,
+        StateUpdate::Bucket { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::Watermark { entry, .. } => serde_json::to_writer(value, entry)?,
     }
     Ok(update.source().partition)
 }
@@ -147,6 +150,19 @@ pub fn decode(
             source,
             bucket: entry_key.parse().map_err(|_| unnamed())?,
             ids: serde_json::from_slice(value)?,
+        },
+        EntryKind::Windows => {
+            let (resolution, start) = entry_key.split_once('/').ok_or_else(unnamed)?;
+            StateUpdate::Bucket {
+                source,
+                resolution: Resolution::parse(resolution).ok_or_else(unnamed)?,
+                start_ms: start.parse().map_err(|_| unnamed())?,
+                entry: serde_json::from_slice(value)?,
+            }
+        }
+        EntryKind::Watermark if entry_key.is_empty() => StateUpdate::Watermark {
+            source,
+            entry: serde_json::from_slice(value)?,
         },
         _ => return Err(unnamed()),
     }))

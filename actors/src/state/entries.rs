@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::event::EventType;
 use crate::model::metric_kind::{EntryKind, MetricKind};
 use crate::model::source::SourcePartition;
+use crate::window::{Bucket, Resolution, WatermarkMark};
 
 /// No record applied yet: every real offset (0 and up) is above it.
 pub const NOTHING_APPLIED: i64 = -1;
@@ -240,6 +241,18 @@ pub enum StateUpdate {
         bucket: i64,
         ids: Vec<(String, SeenEntry)>,
     },
+    /// Kept by the partition consumer: one event-time bucket.
+    Bucket {
+        source: SourcePartition,
+        resolution: Resolution,
+        start_ms: i64,
+        entry: Bucket,
+    },
+    /// Kept by the partition consumer: its event-time progress.
+    Watermark {
+        source: SourcePartition,
+        entry: WatermarkMark,
+    },
 }
 
 impl StateUpdate {
@@ -262,6 +275,15 @@ impl StateUpdate {
                 (EntryKind::SeenIds, Cow::Owned(bucket.to_string()))
             }
             StateUpdate::DeadLetters { .. } => (EntryKind::DeadLetters, Cow::Borrowed("")),
+            StateUpdate::Bucket {
+                resolution,
+                start_ms,
+                ..
+            } => (
+                EntryKind::Windows,
+                Cow::Owned(format!("{}/{start_ms}", resolution.as_str())),
+            ),
+            StateUpdate::Watermark { .. } => (EntryKind::Watermark, Cow::Borrowed("")),
         }
     }
 
@@ -272,7 +294,9 @@ impl StateUpdate {
             | StateUpdate::Page { source, .. }
             | StateUpdate::Session { source, .. }
             | StateUpdate::SeenIds { source, .. }
-            | StateUpdate::DeadLetters { source, .. } => *source,
+            | StateUpdate::DeadLetters { source, .. }
+            | StateUpdate::Bucket { source, .. }
+            | StateUpdate::Watermark { source, .. } => *source,
         }
     }
 
@@ -286,6 +310,8 @@ impl StateUpdate {
                 ids.iter().map(|(_, e)| e.offset).max().unwrap_or(*bucket)
             }
             StateUpdate::DeadLetters { entry, .. } => entry.as_of,
+            StateUpdate::Bucket { entry, .. } => entry.as_of,
+            StateUpdate::Watermark { entry, .. } => entry.as_of,
         }
     }
 }

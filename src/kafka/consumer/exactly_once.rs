@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use actix::{Addr, ArbiterHandle, Supervisor};
 use arus_actors::consume::dead_letter::DeadLetters;
+use arus_actors::window::PartitionWindows;
 use arus_actors::consume::dedupe::Dedupe;
 use arus_actors::model::source::{InputTopic, SourcePartition};
 use arus_actors::state::changelog;
@@ -246,6 +247,9 @@ impl Partitions {
             out.deletes
                 .extend(flushed.seen.deletes.iter().map(changelog::tombstone));
             out.updates.extend(flushed.mark);
+            out.updates.extend(flushed.windows.updates);
+            out.deletes
+                .extend(flushed.windows.expired.iter().map(changelog::tombstone));
             out.dead_letters.extend(
                 flushed
                     .dead_letters
@@ -505,6 +509,7 @@ impl Partitions {
         }
         let mut seen: HashMap<SourcePartition, SeenBuckets> = HashMap::new();
         let mut marks = HashMap::new();
+        let mut windows: HashMap<SourcePartition, Vec<StateUpdate>> = HashMap::new();
         let mut metrics = Vec::with_capacity(updates.len());
         let restored = updates.len();
         for update in updates
@@ -520,6 +525,9 @@ impl Partitions {
                 StateUpdate::DeadLetters { source, entry } => {
                     marks.insert(source, entry);
                 }
+                window @ (StateUpdate::Bucket { .. } | StateUpdate::Watermark { .. }) => {
+                    windows.entry(window.source()).or_default().push(window)
+                }
                 other => metrics.push(other),
             }
         }
@@ -533,11 +541,15 @@ impl Partitions {
                 let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
                 let dead = DeadLetters::new(source, marks.remove(&source));
                 let policy = (&self.settings.retry).into();
-                let bounds = (&self.settings.windows).into();
+                let windows = PartitionWindows::new(
+                    source,
+                    (&self.settings.windows).into(),
+                    windows.remove(&source).unwrap_or_default(),
+                );
                 // Supervised: one that stops is started again on the same
                 // address (see arus_actors::aggregate::supervision).
                 let actor = Supervisor::start_in_arbiter(&self.arbiter, move |_| {
-                    PartitionConsumer::new(source, router, stats, dedupe, dead, policy, bounds)
+                    PartitionConsumer::new(source, router, stats, dedupe, dead, policy, windows)
                 });
                 if let Some(slot) = slots.get_mut(&source) {
                     slot.actor = Some(actor);

@@ -1,0 +1,148 @@
+//! The read model's event-time buckets: every partition's buckets and
+//! watermarks from the changelog, and the merging a query does over them.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::model::source::SourcePartition;
+use crate::window::{Bucket, Resolution, VisitorUnion, WatermarkMark};
+
+type Buckets = BTreeMap<(Resolution, i64), Vec<(SourcePartition, Bucket)>>;
+
+/// Buckets by resolution and start, each with every partition's part.
+#[derive(Default)]
+pub struct WindowStore {
+    buckets: RwLock<Buckets>,
+    watermarks: RwLock<BTreeMap<SourcePartition, WatermarkMark>>,
+}
+
+/// A bucket's parts merged over partitions (or several buckets merged).
+#[derive(Debug, Default, Clone)]
+pub struct Merged {
+    pub events: u64,
+    pub pageviews: u64,
+    pub types: BTreeMap<String, u64>,
+    pub visitors: VisitorUnion,
+    /// Whether it may still change: some partition's watermark has not
+    /// passed the bucket's end.
+    pub open: bool,
+}
+
+impl Merged {
+    fn add(&mut self, bucket: &Bucket) {
+        self.events += bucket.events;
+        self.pageviews += bucket.pageviews;
+        for (name, count) in &bucket.types {
+            *self.types.entry(name.clone()).or_default() += count;
+        }
+        self.visitors.add(&bucket.visitors);
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl WindowStore {
+    pub fn apply_bucket(
+        &self,
+        source: SourcePartition,
+        resolution: Resolution,
+        start_ms: i64,
+        entry: Bucket,
+    ) {
+        let mut buckets = write(&self.buckets);
+        let parts = buckets.entry((resolution, start_ms)).or_default();
+        match parts.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, held)) if held.as_of >= entry.as_of => {}
+            Some((_, held)) => *held = entry,
+            None => parts.push((source, entry)),
+        }
+    }
+
+    pub fn delete_bucket(&self, source: SourcePartition, resolution: Resolution, start_ms: i64) {
+        let mut buckets = write(&self.buckets);
+        if let Some(parts) = buckets.get_mut(&(resolution, start_ms)) {
+            parts.retain(|(s, _)| *s != source);
+            if parts.is_empty() {
+                buckets.remove(&(resolution, start_ms));
+            }
+        }
+    }
+
+    pub fn apply_watermark(&self, source: SourcePartition, entry: WatermarkMark) {
+        let mut marks = write(&self.watermarks);
+        let held = marks.entry(source).or_default();
+        if held.as_of <= entry.as_of {
+            *held = entry;
+        }
+    }
+
+    pub fn delete_watermark(&self, source: SourcePartition) {
+        write(&self.watermarks).remove(&source);
+    }
+
+    /// Late events per input partition.
+    pub fn late_events(&self) -> Vec<(SourcePartition, u64)> {
+        read(&self.watermarks)
+            .iter()
+            .map(|(s, m)| (*s, m.late))
+            .collect()
+    }
+
+    /// The latest event time every partition with events has seen, each
+    /// partition's own (its watermark plus the grace).
+    pub fn latest_event_ms(&self) -> Option<i64> {
+        read(&self.watermarks)
+            .values()
+            .map(|m| m.max_event_ms)
+            .filter(|t| *t != i64::MIN)
+            .max()
+    }
+
+    /// Every bucket of `resolution` starting in `starts`, merged over
+    /// partitions, in time order. `grace_ms` tells which are open.
+    pub fn series(
+        &self,
+        resolution: Resolution,
+        starts: Range<i64>,
+        grace_ms: i64,
+    ) -> Vec<(i64, Merged)> {
+        let marks = read(&self.watermarks);
+        let buckets = read(&self.buckets);
+        buckets
+            .range((resolution, starts.start)..(resolution, starts.end))
+            .map(|((_, start), parts)| {
+                let mut merged = Merged::default();
+                for (_, bucket) in parts {
+                    merged.add(bucket);
+                }
+                // Open while any partition's watermark is short of its end:
+                // that partition may still add to it.
+                let end = start.saturating_add(resolution.ms());
+                merged.open = marks
+                    .values()
+                    .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end);
+                (*start, merged)
+            })
+            .collect()
+    }
+
+    /// How many buckets are held, and their sketches' bytes, about.
+    pub fn size(&self) -> (usize, usize) {
+        let buckets = read(&self.buckets);
+        let parts = buckets.values().map(Vec::len).sum();
+        let bytes = buckets
+            .values()
+            .flatten()
+            .map(|(_, b)| b.visitors.size() + 64)
+            .sum();
+        (parts, bytes)
+    }
+}
+

@@ -18,4 +18,5 @@ pub mod http;
 pub mod kafka;
 pub mod lag;
 pub mod startup;
+pub mod stats_api;
 pub mod telemetry;

@@ -104,7 +104,11 @@ impl Settings {
         )?;
         at_least("windows.max_past_ms", self.windows.max_past_ms as i64, 1000)?;
         let w = &self.windows;
-        at_least("windows.minutes_retention_ms", w.minutes_retention_ms as i64, 3_600_000)?;
+        at_least(
+            "windows.minutes_retention_ms",
+            w.minutes_retention_ms as i64,
+            3_600_000,
+        )?;
         not_below(
             "windows.hours_retention_ms",
             w.hours_retention_ms,

@@ -16,6 +16,7 @@ pub mod request_metrics;
 mod routes;
 mod schemas;
 mod state;
+mod windowed;
 
 pub use body::{declared_length, read_body, read_body_sized};
 pub use routes::routes;

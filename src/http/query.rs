@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::AppState;
 use crate::error::ApiError;
 
-fn as_of(state: &AppState) -> Value {
+pub(super) fn as_of(state: &AppState) -> Value {
     match DateTime::<Utc>::from_timestamp_millis(state.read_model.updated_at_ms()) {
         Some(t) if state.read_model.updated_at_ms() > 0 => {
             json!(t.to_rfc3339_opts(SecondsFormat::Millis, true))
@@ -207,6 +207,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),
         "eventCounts": counts,
         "deadLetters": rm.dead_letters(),
+        "lateEvents": rm.windows().late_events().iter().map(|(_, n)| n).sum::<u64>(),
         "consumer": {
             "instanceId": state.instance_id,
             "groupId": state.group_id,

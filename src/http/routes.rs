@@ -6,7 +6,7 @@ use actix_web::{guard, HttpRequest, HttpResponse, Resource, ResponseError};
 
 use super::{
     auth, chaos, dead_letters, health, ingest, lag, metrics, offsets, query, request_metrics,
-    schemas,
+    schemas, windowed,
 };
 use crate::error::ApiError;
 
@@ -33,6 +33,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         get("/v1/top-pages", query::top_pages_detail)
             .wrap(actix_web::middleware::from_fn(auth::read_key_for_queries)),
     )
+    .service(post("/v1/query", windowed::query))
     .service(get("/v1/dead-letters", dead_letters::list))
     .service(post("/v1/dead-letters/replay", dead_letters::replay))
     .service(post("/v1/chaos/shard-outage", chaos::shard_outage))

@@ -28,3 +28,4 @@ mod shutdown;
 mod supervision;
 mod topics;
 mod traces;
+mod windows;

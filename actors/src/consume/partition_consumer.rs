@@ -19,10 +19,10 @@ use crate::consume::dead_letter::{DeadLetter, DeadLetters};
 use crate::consume::dedupe::{event_identity, handoff_id, Dedupe};
 use crate::consume::retry::{Origin, Retried, RetryPolicy, RetryRecord};
 use crate::model::event::Event;
-use crate::window::{PartitionWindows, Placed};
 use crate::model::metric_kind::MetricKind;
 use crate::model::source::{InputTopic, RawRecord, SourcePartition};
 use crate::stats::ConsumerStats;
+use crate::window::{PartitionWindows, Placed};
 
 pub use super::decode::{decode, DecodeError};
 use super::hop::send_hop;
@@ -481,10 +481,10 @@ impl Handler<ProcessBatch> for PartitionConsumer {
 mod tests {
     use super::*;
     use crate::aggregate::breaker::BreakerConfig;
-    use crate::read_model::ReadModel;
-    use actix::Arbiter;
     use crate::model::event_time::TimeBounds;
+    use crate::read_model::ReadModel;
     use crate::window::WindowConfig;
+    use actix::Arbiter;
     use std::time::Duration;
 
     fn record(offset: i64, json: &str) -> RawRecord {

@@ -236,9 +236,7 @@ impl ReadModel {
             } => self
                 .windows
                 .apply_bucket(source, resolution, start_ms, entry),
-            StateUpdate::Watermark { source, entry } => {
-                self.windows.apply_watermark(source, entry)
-            }
+            StateUpdate::Watermark { source, entry } => self.windows.apply_watermark(source, entry),
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.updated_at_ms

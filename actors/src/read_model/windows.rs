@@ -105,32 +105,36 @@ impl WindowStore {
             .max()
     }
 
-    /// Every bucket of `resolution` starting in `starts`, merged over
-    /// partitions, in time order. `grace_ms` tells which are open.
-    pub fn series(
+    /// Adds every bucket of `resolution` starting in `starts` to the group
+    /// `group(start)` names, merging partitions. A group is open when any
+    /// of its buckets is: some partition's watermark (latest event time
+    /// minus `grace_ms`) has not passed the bucket's end, so that partition
+    /// may still add to it.
+    pub fn fold_into(
         &self,
         resolution: Resolution,
         starts: Range<i64>,
         grace_ms: i64,
-    ) -> Vec<(i64, Merged)> {
+        groups: &mut BTreeMap<i64, Merged>,
+        group: impl Fn(i64) -> i64,
+    ) {
+        if starts.start >= starts.end {
+            return;
+        }
         let marks = read(&self.watermarks);
         let buckets = read(&self.buckets);
-        buckets
-            .range((resolution, starts.start)..(resolution, starts.end))
-            .map(|((_, start), parts)| {
-                let mut merged = Merged::default();
-                for (_, bucket) in parts {
-                    merged.add(bucket);
-                }
-                // Open while any partition's watermark is short of its end:
-                // that partition may still add to it.
-                let end = start.saturating_add(resolution.ms());
-                merged.open = marks
-                    .values()
-                    .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end);
-                (*start, merged)
-            })
-            .collect()
+        for ((_, start), parts) in
+            buckets.range((resolution, starts.start)..(resolution, starts.end))
+        {
+            let merged = groups.entry(group(*start)).or_default();
+            for (_, bucket) in parts {
+                merged.add(bucket);
+            }
+            let end = start.saturating_add(resolution.ms());
+            merged.open |= marks
+                .values()
+                .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end);
+        }
     }
 
     /// How many buckets are held, and their sketches' bytes, about.
@@ -145,4 +149,3 @@ impl WindowStore {
         (parts, bytes)
     }
 }
-

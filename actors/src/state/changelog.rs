@@ -22,10 +22,10 @@ use std::fmt::Write as _;
 use crate::model::event::EventType;
 use crate::model::metric_kind::{EntryKind, MetricKind};
 use crate::model::source::{InputTopic, SourcePartition};
-use crate::window::Resolution;
 use crate::state::{
     Counter, DeadLetterMark, PageStats, SeenEntry, SessionState, StateUpdate, UserActivity,
 };
+use crate::window::Resolution;
 
 /// A changelog record ready to send.
 #[derive(Debug, Clone, PartialEq)]

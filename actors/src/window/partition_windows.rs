@@ -205,9 +205,7 @@ impl PartitionWindows {
         let expired: Vec<BucketId> = self
             .closed
             .iter()
-            .filter(|id| {
-                end(**id).saturating_add(self.config.retention_ms[id.0.index()]) <= latest
-            })
+            .filter(|id| end(**id).saturating_add(self.config.retention_ms[id.0.index()]) <= latest)
             .copied()
             .collect();
         for id in expired {
@@ -231,4 +229,221 @@ impl PartitionWindows {
 
 fn end((resolution, start): BucketId) -> i64 {
     start.saturating_add(resolution.ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::event::{Defaults, PageView, UserEvent};
+    use crate::model::json::Json;
+    use crate::model::source::InputTopic;
+    use crate::state::changelog;
+
+    const MINUTE: i64 = 60_000;
+    const T0: i64 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+
+    fn config() -> WindowConfig {
+        WindowConfig {
+            bounds: TimeBounds {
+                max_future_ms: 300_000,
+                max_past_ms: 604_800_000,
+            },
+            grace_ms: 5 * MINUTE,
+            // Short, so that minute buckets expire within the stream.
+            retention_ms: [30 * MINUTE, 6 * 3_600_000, 2 * 86_400_000],
+            lg_k: 12,
+            late_copies: true,
+        }
+    }
+
+    fn at(ms: i64) -> String {
+        DateTime::<Utc>::from_timestamp_millis(ms)
+            .expect("in range")
+            .to_rfc3339()
+    }
+
+    fn event(topic: InputTopic, user: &str, ms: i64) -> Event {
+        let now = Utc::now();
+        match topic {
+            InputTopic::PageViews => Event::Page(
+                PageView::from_json(
+                    Json::of(&json!({"userId": user, "url": "/p", "timestamp": at(ms)})),
+                    Defaults { now },
+                )
+                .expect("valid"),
+            ),
+            _ => Event::User(
+                UserEvent::from_json(
+                    Json::of(
+                        &json!({"userId": user, "eventType": "purchase", "timestamp": at(ms)}),
+                    ),
+                    Defaults { now },
+                )
+                .expect("valid"),
+            ),
+        }
+    }
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % below
+        }
+    }
+
+    /// One partition's records: about an hour and a half of event time,
+    /// some out of order within the grace, some late, so that buckets
+    /// close and minute buckets expire.
+    fn records(topic: InputTopic, seed: u64) -> Vec<Event> {
+        let mut rng = Rng(seed);
+        (0..1_500i64)
+            .map(|i| {
+                let base = T0 + i * 4_000;
+                let ms = match rng.next(20) {
+                    0 => base - 20 * MINUTE,                     // late
+                    1..=3 => base - rng.next(4) as i64 * MINUTE, // out of order, within grace
+                    _ => base,
+                };
+                event(topic, &format!("u{}", rng.next(300)), ms)
+            })
+            .collect()
+    }
+
+    /// The changelog's state after compaction (latest value per key,
+    /// deleted keys gone) from feeding both partitions, interleaved and
+    /// flushed as `seed` decides.
+    fn run(
+        user_events: &[Event],
+        page_views: &[Event],
+        seed: u64,
+    ) -> (BTreeMap<String, Vec<u8>>, u64) {
+        let ue = SourcePartition::new(InputTopic::UserEvents, 3);
+        let pv = SourcePartition::new(InputTopic::PageViews, 3);
+        let mut windows = [
+            PartitionWindows::new(ue, config(), Vec::new()),
+            PartitionWindows::new(pv, config(), Vec::new()),
+        ];
+        let inputs = [user_events, page_views];
+        let mut next = [0usize, 0usize];
+        let mut rng = Rng(seed);
+        let mut state = BTreeMap::new();
+        let mut deleted = 0;
+        let mut write = |flush: WindowFlush, state: &mut BTreeMap<String, Vec<u8>>| {
+            for update in flush.updates {
+                let record = changelog::encode(&update).expect("encodes");
+                state.insert(record.key, record.value);
+            }
+            for gone in flush.expired {
+                if state.remove(&changelog::key(&gone)).is_some() {
+                    deleted += 1;
+                }
+            }
+        };
+        while next[0] < inputs[0].len() || next[1] < inputs[1].len() {
+            // Either topic may come next; each in its own offset order.
+            let side = match (next[0] < inputs[0].len(), next[1] < inputs[1].len()) {
+                (true, true) => rng.next(2) as usize,
+                (true, false) => 0,
+                _ => 1,
+            };
+            let offset = next[side];
+            windows[side].apply(offset as i64, &inputs[side][offset]);
+            next[side] += 1;
+            // Batches of every size: a commit now and then, of both.
+            if rng.next(1 + seed % 97) == 0 {
+                for w in &mut windows {
+                    write(w.flush(), &mut state);
+                }
+            }
+        }
+        for w in &mut windows {
+            write(w.flush(), &mut state);
+        }
+        (state, deleted)
+    }
+
+    #[test]
+    fn the_changelog_state_is_the_same_bytes_however_batches_are_cut_and_topics_interleave() {
+        let user_events = records(InputTopic::UserEvents, 7);
+        let page_views = records(InputTopic::PageViews, 11);
+        let (reference, _) = run(&user_events, &page_views, 1);
+        assert!(reference.len() > 20, "{} entries", reference.len());
+        for seed in [2, 3, 50, 96, 12_345] {
+            let (state, deleted) = run(&user_events, &page_views, seed);
+            assert_eq!(state, reference, "seed {seed}");
+            assert!(deleted > 0, "seed {seed}: no bucket expired");
+        }
+        // Minute buckets expire 30 minutes (of event time) after they end:
+        // the latest event is at 99:56, so minutes from 69:00 on are kept,
+        // 31 of each topic; the 69 before them were written and deleted.
+        let minutes = reference.keys().filter(|k| k.contains("/minute/")).count();
+        assert_eq!(minutes, 2 * 31);
+        // Late events: counted in the watermark, in no bucket.
+        let mark: WatermarkMark =
+            serde_json::from_slice(&reference["watermark/user-events/3/"]).expect("a watermark");
+        assert!(mark.late > 0);
+        // Every event is in its day (the first ones, out of order, in the
+        // day before) or late.
+        let in_days: u64 = reference
+            .iter()
+            .filter(|(k, _)| k.starts_with("windows/user-events/3/day/"))
+            .map(|(_, v)| serde_json::from_slice::<Bucket>(v).expect("a day").events)
+            .sum();
+        assert_eq!(in_days + mark.late, user_events.len() as u64);
+    }
+
+    #[test]
+    fn late_means_the_minute_ended_before_the_watermark() {
+        let source = SourcePartition::new(InputTopic::UserEvents, 0);
+        let mut w = PartitionWindows::new(source, config(), Vec::new());
+        let t = T0 + 30 * MINUTE;
+        assert_eq!(
+            w.apply(0, &event(InputTopic::UserEvents, "a", t)),
+            Placed::Counted
+        );
+        assert_eq!(w.watermark(), Some(t - 5 * MINUTE));
+        // The minute [t-5m, t-4m) ends after the watermark: on time.
+        assert_eq!(
+            w.apply(1, &event(InputTopic::UserEvents, "a", t - 5 * MINUTE)),
+            Placed::Counted
+        );
+        // The minute before it ended at the watermark: late.
+        assert_eq!(
+            w.apply(2, &event(InputTopic::UserEvents, "a", t - 5 * MINUTE - 1)),
+            Placed::Late
+        );
+        assert_eq!(
+            w.apply(2, &event(InputTopic::UserEvents, "a", t)),
+            Placed::Replayed
+        );
+        assert_eq!(w.late(), 1);
+        let flush = w.flush();
+        // Two minutes, one hour, one day, and the watermark.
+        assert_eq!(flush.updates.len(), 5);
+        // Restored, the closed minute is not held; the open one is.
+        let mut restored = PartitionWindows::new(source, config(), flush.updates);
+        assert_eq!(restored.late(), 1);
+        assert_eq!(restored.open_buckets(), 4);
+        assert_eq!(
+            restored.apply(2, &event(InputTopic::UserEvents, "a", t)),
+            Placed::Replayed
+        );
+        assert_eq!(
+            restored.apply(3, &event(InputTopic::UserEvents, "b", t + 60 * MINUTE)),
+            Placed::Counted
+        );
+        // Its watermark moved past them: the two minutes and the hour
+        // close; 35 minutes later of event time nothing has expired yet.
+        restored.flush();
+        assert_eq!(restored.open_buckets(), 3);
+    }
 }

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use actix::{Addr, ArbiterHandle, Supervisor};
 use arus_actors::consume::dead_letter::DeadLetters;
-use arus_actors::window::PartitionWindows;
 use arus_actors::consume::dedupe::Dedupe;
 use arus_actors::model::source::{InputTopic, SourcePartition};
 use arus_actors::state::changelog;
 use arus_actors::state::{SeenEntry, StateUpdate};
+use arus_actors::window::PartitionWindows;
 use arus_actors::{ConsumerStats, FlushPartition, PartitionConsumer, Router};
 use arus_config::Settings;
 use futures::executor::block_on;

@@ -1,0 +1,56 @@
+//! `POST /v1/query`: windowed analytics in the shape of Plausible's Stats
+//! API v2 (see `crate::stats_api`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use arus_actors::window::WindowConfig;
+use chrono::Utc;
+use serde_json::json;
+
+use super::{auth, AppState};
+use crate::error::ApiError;
+use crate::stats_api::{normalize, run, Kept, QueryRequest};
+
+/// A query is small; anything bigger is not one.
+const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+#[tracing::instrument(skip_all)]
+pub async fn query(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    auth::query(&req, &state.settings.security.query_api_keys)?;
+    if body.len() > MAX_QUERY_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "a query is at most {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::MalformedJson(e.to_string())
+        } else {
+            ApiError::BadRequest(format!("not a query: {e}"))
+        }
+    })?;
+    let config = WindowConfig::from(&state.settings.windows);
+    let now = Utc::now().timestamp_millis();
+    let query = normalize(request, now, config.retention_ms[2]).map_err(ApiError::BadRequest)?;
+    let kept = Kept {
+        retention_ms: config.retention_ms,
+        grace_ms: config.grace_ms,
+    };
+    let windows = state.read_model.windows();
+    let answer = run(&query, windows, kept, now).map_err(ApiError::BadRequest)?;
+    let late: u64 = windows.late_events().iter().map(|(_, n)| n).sum();
+    Ok(HttpResponse::Ok().json(json!({
+        "results": answer.results,
+        "meta": {
+            "asOf": super::query::as_of(&state),
+            "lag": state.read_model.lag(),
+            "openBuckets": answer.open_buckets,
+            "resolution": answer.resolution.as_str(),
+            "lateEvents": late,
+        },
+        "query": query.to_json(),
+    })))
+}

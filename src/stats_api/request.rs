@@ -1,0 +1,309 @@
+//! `POST /v1/query`, in the shape of Plausible's Stats API v2: the request
+//! as sent, and the query it normalizes to. Everything a query may not ask
+//! is refused here with a message naming what is supported, so that no
+//! answer is a silently wrong number.
+
+use arus_actors::window::Resolution;
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    pub metrics: Vec<String>,
+    #[serde(default)]
+    pub date_range: Option<Value>,
+    #[serde(default)]
+    pub dimensions: Vec<String>,
+    #[serde(default)]
+    pub filters: Vec<Value>,
+    #[serde(default)]
+    pub order_by: Option<Vec<(String, String)>>,
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Plausible's site; arus serves one.
+    #[serde(default)]
+    pub site_id: Option<String>,
+}
+
+/// A metric a bucket holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Visitors,
+    Pageviews,
+    Events,
+}
+
+impl Metric {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Metric::Visitors => "visitors",
+            Metric::Pageviews => "pageviews",
+            Metric::Events => "events",
+        }
+    }
+}
+
+/// Plausible's visit metrics: named, and refused until visits are kept.
+const VISIT_METRICS: [&str; 4] = ["visits", "bounce_rate", "visit_duration", "views_per_visit"];
+const SUPPORTED_METRICS: &str = "visitors, pageviews, events";
+const SUPPORTED_DIMENSIONS: &str = "time:minute, time:hour, time:day, event:type";
+/// Plausible's default and largest page of results.
+pub const MAX_LIMIT: u64 = 10_000;
+
+/// A normalized query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub metrics: Vec<Metric>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// The range as asked (`"24h"`, or the pair).
+    pub range_asked: Value,
+    pub time: Option<Resolution>,
+    pub by_type: bool,
+    /// `["is", "event:type", [...]]`.
+    pub types: Option<Vec<String>>,
+    /// Columns (a metric's name or a dimension) and whether descending.
+    pub order_by: Vec<(String, bool)>,
+    pub limit: usize,
+    pub timezone: Tz,
+    pub dimensions: Vec<String>,
+}
+
+impl Query {
+    /// The normalized query, as an answer's `query` shows it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "metrics": self.metrics.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "date_range": [iso(self.from_ms), iso(self.to_ms)],
+            "date_range_asked": self.range_asked,
+            "dimensions": self.dimensions,
+            "filters": self.types.as_ref().map_or_else(Vec::new, |t| vec![json!(["is", "event:type", t])]),
+            "order_by": self.order_by.iter().map(|(c, desc)| json!([c, if *desc { "desc" } else { "asc" }])).collect::<Vec<_>>(),
+            "limit": self.limit,
+            "timezone": self.timezone.name(),
+        })
+    }
+}
+
+/// An instant as ISO-8601 in UTC, to the second.
+pub fn iso(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+
+fn ceil_to(t: i64, unit: i64) -> i64 {
+    t.div_euclid(unit) * unit + if t.rem_euclid(unit) == 0 { 0 } else { unit }
+}
+
+/// Reads a request against `now_ms` and the oldest day bucket kept
+/// (`days_retention_ms` back).
+pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Result<Query, String> {
+    if req.metrics.is_empty() {
+        return Err(format!(
+            "metrics must name at least one of: {SUPPORTED_METRICS}"
+        ));
+    }
+    let mut metrics = Vec::new();
+    for name in &req.metrics {
+        let metric = match name.as_str() {
+            "visitors" => Metric::Visitors,
+            "pageviews" => Metric::Pageviews,
+            "events" => Metric::Events,
+            visit if VISIT_METRICS.contains(&visit) => {
+                return Err(format!(
+                    "metric {visit:?} is not computed by this version (visits are not kept yet); supported metrics: {SUPPORTED_METRICS}"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "unknown metric {other:?}; supported metrics: {SUPPORTED_METRICS}"
+                ))
+            }
+        };
+        if metrics.contains(&metric) {
+            return Err(format!("metric {name:?} is named twice"));
+        }
+        metrics.push(metric);
+    }
+    let timezone = match req.timezone.as_deref() {
+        None => Tz::UTC,
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            format!("unknown timezone {name:?}: an IANA time zone name, like \"Asia/Jakarta\" or \"UTC\"")
+        })?,
+    };
+    let (from_ms, to_ms, range_asked) =
+        date_range(req.date_range.as_ref(), now_ms, days_retention_ms)?;
+    let mut time = None;
+    let mut by_type = false;
+    for dimension in &req.dimensions {
+        match dimension.as_str() {
+            "time:minute" | "time:hour" | "time:day" => {
+                if time.is_some() {
+                    return Err("at most one time dimension".into());
+                }
+                time = Resolution::parse(&dimension[5..]);
+            }
+            "event:type" if !by_type => by_type = true,
+            "event:type" => return Err("dimension \"event:type\" is named twice".into()),
+            "event:page" | "visit:referrer" | "visit:entry_page" | "visit:source" => {
+                return Err(format!(
+                    "dimension {dimension:?} is not pre-aggregated by this version; supported dimensions: {SUPPORTED_DIMENSIONS}"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "unknown dimension {other:?}; supported dimensions: {SUPPORTED_DIMENSIONS}"
+                ))
+            }
+        }
+    }
+    let mut types = None;
+    for filter in &req.filters {
+        types = Some(type_filter(filter, types.is_some())?);
+    }
+    if (by_type || types.is_some()) && metrics.iter().any(|m| *m != Metric::Events) {
+        return Err(
+            "only the metric \"events\" is kept by event type; visitors and pageviews by event:type are not pre-aggregated"
+                .into(),
+        );
+    }
+    let mut dimensions: Vec<String> = Vec::new();
+    if let Some(r) = time {
+        dimensions.push(format!("time:{}", r.as_str()));
+    }
+    if by_type {
+        dimensions.push("event:type".into());
+    }
+    let order_by = match req.order_by {
+        Some(order) => order
+            .into_iter()
+            .map(|(column, direction)| {
+                let known = metrics.iter().any(|m| m.as_str() == column)
+                    || dimensions.contains(&column);
+                if !known {
+                    return Err(format!(
+                        "order_by column {column:?} is neither a metric nor a dimension of this query"
+                    ));
+                }
+                match direction.as_str() {
+                    "asc" => Ok((column, false)),
+                    "desc" => Ok((column, true)),
+                    other => Err(format!(
+                        "order_by direction {other:?}: \"asc\" or \"desc\""
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => match (&time, metrics.first()) {
+            (Some(r), _) => vec![(format!("time:{}", r.as_str()), false)],
+            (None, Some(m)) => vec![(m.as_str().to_string(), true)],
+            (None, None) => Vec::new(),
+        },
+    };
+    let limit = match req.limit {
+        None => MAX_LIMIT,
+        Some(l) if (1..=MAX_LIMIT).contains(&l) => l,
+        Some(l) => return Err(format!("limit must be from 1 to {MAX_LIMIT} (got {l})")),
+    } as usize;
+    Ok(Query {
+        metrics,
+        from_ms,
+        to_ms,
+        range_asked,
+        time,
+        by_type,
+        types,
+        order_by,
+        limit,
+        timezone,
+        dimensions,
+    })
+}
+
+fn type_filter(filter: &Value, repeated: bool) -> Result<Vec<String>, String> {
+    let supported = "supported filters: [\"is\", \"event:type\", [\"purchase\", ...]]";
+    let parts = filter
+        .as_array()
+        .filter(|p| p.len() == 3)
+        .ok_or_else(|| format!("a filter is [operator, dimension, [values]]; {supported}"))?;
+    let (op, dimension) = (parts[0].as_str(), parts[1].as_str());
+    if op != Some("is") || dimension != Some("event:type") {
+        return Err(format!(
+            "filter {filter} is not pre-aggregated by this version; {supported}"
+        ));
+    }
+    if repeated {
+        return Err("at most one event:type filter".into());
+    }
+    let values = parts[2]
+        .as_array()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("a filter's values are a non-empty list; {supported}"))?;
+    values
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("filter values are strings (got {v})"))
+        })
+        .collect()
+}
+
+/// `[from, to)` in ms. Relative ranges end at the next minute boundary
+/// after `now` (the current minute included); `7d` and `30d` start on the
+/// hour, `all` on the day.
+fn date_range(
+    range: Option<&Value>,
+    now_ms: i64,
+    days_retention_ms: i64,
+) -> Result<(i64, i64, Value), String> {
+    let supported = "date_range is one of \"realtime\", \"30m\", \"1h\", \"24h\", \"7d\", \"30d\", \"all\", or a [from, to] pair of ISO-8601 times";
+    let Some(range) = range else {
+        return Err(supported.into());
+    };
+    let to = ceil_to(now_ms + 1, MINUTE);
+    let asked = range.clone();
+    let (from, to) = match range {
+        Value::String(name) => match name.as_str() {
+            "realtime" => (to - 5 * MINUTE, to),
+            "30m" => (to - 30 * MINUTE, to),
+            "1h" => (to - HOUR, to),
+            "24h" => (to - 24 * HOUR, to),
+            "7d" => ((to - 7 * 24 * HOUR).div_euclid(HOUR) * HOUR, to),
+            "30d" => ((to - 30 * 24 * HOUR).div_euclid(HOUR) * HOUR, to),
+            "all" => (
+                Resolution::Day.start_of(now_ms.saturating_sub(days_retention_ms)),
+                to,
+            ),
+            other => return Err(format!("unknown date_range {other:?}; {supported}")),
+        },
+        Value::Array(pair) if pair.len() == 2 => {
+            let instant = |v: &Value| {
+                v.as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.timestamp_millis())
+                    .ok_or_else(|| format!("date_range times are ISO-8601 with an offset, like \"2026-12-01T00:00:00Z\" (got {v})"))
+            };
+            let (from, to) = (instant(&pair[0])?, instant(&pair[1])?);
+            if from >= to {
+                return Err(format!(
+                    "date_range's from ({}) must be before its to ({})",
+                    pair[0], pair[1]
+                ));
+            }
+            (from.div_euclid(MINUTE) * MINUTE, ceil_to(to, MINUTE))
+        }
+        _ => return Err(supported.into()),
+    };
+    Ok((from, to, asked))
+}

@@ -1,0 +1,287 @@
+//! Answering a normalized query from the read model's buckets.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use arus_actors::read_model::{Merged, WindowStore};
+use arus_actors::window::Resolution;
+use chrono::{SecondsFormat, TimeZone, Timelike};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+
+use super::request::{iso, Metric, Query};
+
+/// What the windows keep: retention by [`Resolution::index`], and the grace.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept {
+    pub retention_ms: [i64; 3],
+    pub grace_ms: i64,
+}
+
+/// An answer's rows and the buckets among them still open.
+#[derive(Debug)]
+pub struct Answer {
+    pub results: Vec<Value>,
+    pub open_buckets: Vec<String>,
+    /// The bucket size the answer was composed from.
+    pub resolution: Resolution,
+}
+
+/// `t` in `tz`, as ISO-8601 with the zone's offset.
+fn local_iso(tz: Tz, ms: i64) -> String {
+    match tz.timestamp_millis_opt(ms).single() {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+        None => iso(ms),
+    }
+}
+
+/// The start of the `resolution` bucket holding `ms`, in `tz` (a local
+/// day starts at the zone's midnight, whatever its length).
+fn local_start(tz: Tz, resolution: Resolution, ms: i64) -> i64 {
+    let Some(t) = tz.timestamp_millis_opt(ms).single() else {
+        return resolution.start_of(ms);
+    };
+    let sub = i64::from(t.timestamp_subsec_millis());
+    match resolution {
+        Resolution::Minute => ms - i64::from(t.second()) * 1000 - sub,
+        Resolution::Hour => ms - i64::from(t.minute() * 60 + t.second()) * 1000 - sub,
+        Resolution::Day => {
+            let midnight = t.date_naive().and_time(chrono::NaiveTime::MIN);
+            tz.from_local_datetime(&midnight)
+                .earliest()
+                .map_or(resolution.start_of(ms), |m| m.timestamp_millis())
+        }
+    }
+}
+
+/// Whether `tz` is a whole number of hours from UTC throughout `range`
+/// (checked at its ends and every 6 hours between, which sees every
+/// transition's side).
+fn whole_hours(tz: Tz, range: &Range<i64>) -> bool {
+    let step = 6 * Resolution::Hour.ms();
+    let mut t = range.start;
+    loop {
+        let Some(local) = tz.timestamp_millis_opt(t.min(range.end)).single() else {
+            return false;
+        };
+        let offset = local.naive_local() - local.naive_utc();
+        if offset.num_seconds() % 3600 != 0 {
+            return false;
+        }
+        if t >= range.end {
+            return true;
+        }
+        t = t.saturating_add(step);
+    }
+}
+
+fn covering(kept: &Kept, from: i64, now: i64) -> String {
+    let list: Vec<&str> = Resolution::ALL
+        .into_iter()
+        .filter(|r| from >= now - kept.retention_ms[r.index()])
+        .map(|r| r.as_str())
+        .collect();
+    if list.is_empty() {
+        "no resolution keeps buckets that old".into()
+    } else {
+        format!("buckets kept that far back: {}", list.join(", "))
+    }
+}
+
+fn kept_hours(ms: i64) -> String {
+    format!("{} h", ms / Resolution::Hour.ms())
+}
+
+/// Runs `q` at `now_ms`.
+pub fn run(q: &Query, store: &WindowStore, kept: Kept, now_ms: i64) -> Result<Answer, String> {
+    let range = q.from_ms..q.to_ms;
+    let mut groups: BTreeMap<i64, Merged> = BTreeMap::new();
+    let resolution = match q.time {
+        Some(asked) => {
+            // UTC-aligned buckets serve a zone as they are when its offset
+            // is whole hours (hours) or zero (days); else finer buckets are
+            // grouped by the zone's own boundaries.
+            let utc = q.timezone == Tz::UTC || q.timezone == Tz::Etc__UTC;
+            let source = match asked {
+                Resolution::Minute => Resolution::Minute,
+                Resolution::Hour if whole_hours(q.timezone, &range) => Resolution::Hour,
+                Resolution::Day if utc => Resolution::Day,
+                Resolution::Day if whole_hours(q.timezone, &range) => Resolution::Hour,
+                _ => Resolution::Minute,
+            };
+            let oldest = now_ms - kept.retention_ms[source.index()];
+            let first = local_start(q.timezone, asked, q.from_ms);
+            if first < oldest {
+                return Err(format!(
+                    "time:{} over a range from {} needs {} buckets, kept for {} (windows.{}s_retention_ms); {}",
+                    asked.as_str(),
+                    iso(q.from_ms),
+                    source.as_str(),
+                    kept_hours(kept.retention_ms[source.index()]),
+                    source.as_str(),
+                    covering(&kept, first, now_ms)
+                ));
+            }
+            let tz = q.timezone;
+            store.fold_into(
+                source,
+                source.start_of(first)..q.to_ms,
+                kept.grace_ms,
+                &mut groups,
+                |start| local_start(tz, asked, start),
+            );
+            source
+        }
+        None => {
+            let mut finest = Resolution::Day;
+            for (resolution, run) in tiles(&range, &kept, now_ms)? {
+                finest = finest.min(resolution);
+                store.fold_into(resolution, run, kept.grace_ms, &mut groups, |_| q.from_ms);
+            }
+            groups.entry(q.from_ms).or_default();
+            finest
+        }
+    };
+    let open_buckets = groups
+        .iter()
+        .filter(|(_, m)| m.open)
+        .map(|(start, _)| local_iso(q.timezone, *start))
+        .collect();
+    let mut rows = rows(q, &groups);
+    sort(q, &mut rows);
+    rows.truncate(q.limit);
+    Ok(Answer {
+        results: rows
+            .into_iter()
+            .map(|r| json!({"dimensions": r.dimensions, "metrics": r.metrics}))
+            .collect(),
+        open_buckets,
+        resolution,
+    })
+}
+
+/// `range` cut into the largest buckets that fit it and are still kept,
+/// as runs of one resolution each.
+fn tiles(
+    range: &Range<i64>,
+    kept: &Kept,
+    now: i64,
+) -> Result<Vec<(Resolution, Range<i64>)>, String> {
+    let mut out: Vec<(Resolution, Range<i64>)> = Vec::new();
+    let mut t = range.start;
+    while t < range.end {
+        let fits = Resolution::ALL.into_iter().rev().find(|r| {
+            t.rem_euclid(r.ms()) == 0
+                && t + r.ms() <= range.end
+                && t >= now - kept.retention_ms[r.index()]
+        });
+        let Some(r) = fits else {
+            return Err(format!(
+                "the range from {} to {} cannot be composed of kept buckets at {}: minute buckets are kept for {}, hour buckets for {}, day buckets for {}; {}. Start and end older ranges on the hour or the day",
+                iso(range.start),
+                iso(range.end),
+                iso(t),
+                kept_hours(kept.retention_ms[0]),
+                kept_hours(kept.retention_ms[1]),
+                kept_hours(kept.retention_ms[2]),
+                covering(kept, t, now)
+            ));
+        };
+        match out.last_mut() {
+            Some((last, run)) if *last == r && run.end == t => run.end = t + r.ms(),
+            _ => out.push((r, t..t + r.ms())),
+        }
+        t += r.ms();
+    }
+    Ok(out)
+}
+
+struct Row {
+    time: Option<i64>,
+    event_type: Option<String>,
+    dimensions: Vec<Value>,
+    metrics: Vec<Value>,
+    values: Vec<u64>,
+}
+
+fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
+    let mut out = Vec::new();
+    for (start, merged) in groups {
+        let time = q.time.map(|_| *start);
+        let label = |dims: &mut Vec<Value>| {
+            if q.time.is_some() {
+                dims.push(json!(local_iso(q.timezone, *start)));
+            }
+        };
+        if q.by_type {
+            for (name, count) in &merged.types {
+                if q.types.as_ref().is_some_and(|t| !t.contains(name)) {
+                    continue;
+                }
+                let mut dimensions = Vec::new();
+                label(&mut dimensions);
+                dimensions.push(json!(name));
+                // Only `events` is allowed with event:type.
+                let values = vec![*count; q.metrics.len()];
+                out.push(Row {
+                    time,
+                    event_type: Some(name.clone()),
+                    dimensions,
+                    metrics: values.iter().map(|v| json!(v)).collect(),
+                    values,
+                });
+            }
+        } else {
+            if q.time.is_some() && merged.events == 0 && merged.pageviews == 0 {
+                continue;
+            }
+            let events = match &q.types {
+                Some(types) => types.iter().filter_map(|t| merged.types.get(t)).sum(),
+                None => merged.events,
+            };
+            let values: Vec<u64> = q
+                .metrics
+                .iter()
+                .map(|m| match m {
+                    Metric::Visitors => merged.visitors.estimate(),
+                    Metric::Pageviews => merged.pageviews,
+                    Metric::Events => events,
+                })
+                .collect();
+            let mut dimensions = Vec::new();
+            label(&mut dimensions);
+            out.push(Row {
+                time,
+                event_type: None,
+                dimensions,
+                metrics: values.iter().map(|v| json!(v)).collect(),
+                values,
+            });
+        }
+    }
+    out
+}
+
+fn sort(q: &Query, rows: &mut [Row]) {
+    let metric_index = |name: &str| q.metrics.iter().position(|m| m.as_str() == name);
+    rows.sort_by(|a, b| {
+        for (column, desc) in &q.order_by {
+            let order = if let Some(i) = metric_index(column) {
+                a.values[i].cmp(&b.values[i])
+            } else if column.starts_with("time:") {
+                a.time.cmp(&b.time)
+            } else {
+                a.event_type.cmp(&b.event_type)
+            };
+            let order = if *desc { order.reverse() } else { order };
+            if order != Ordering::Equal {
+                return order;
+            }
+        }
+        // Then by the dimensions, for a stable answer.
+        a.time
+            .cmp(&b.time)
+            .then_with(|| a.event_type.cmp(&b.event_type))
+    });
+}

@@ -195,6 +195,31 @@ fn sampled(state: &AppState) -> Sampled {
         "Apply messages queued at or being applied by each aggregator shard.",
         per_hop(|b| b.in_flight),
     );
+    let late = state.read_model.windows().late_events();
+    if !late.is_empty() {
+        let samples: Vec<_> = late
+            .into_iter()
+            .map(|(source, count)| {
+                let topic = match source.topic {
+                    arus_actors::model::source::InputTopic::PageViews => &state.page_topic,
+                    _ => &state.user_topic,
+                };
+                (
+                    vec![
+                        ("topic", topic.clone()),
+                        ("partition", source.partition.to_string()),
+                    ],
+                    count as f64,
+                )
+            })
+            .collect();
+        s.family(
+            "arus_late_events_total",
+            COUNTER,
+            "Events of each input partition that arrived after their minute closed (watermark minus windows.grace_ms): in the all-time totals, in no time bucket. From the changelog: the same on every instance.",
+            samples,
+        );
+    }
     lag_families(&mut s, &state.lag);
     s
 }

@@ -237,7 +237,11 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
         .lines()
         .filter(|l| l.starts_with("arus_late_events_total{"))
         .collect();
-    assert_eq!(late_series.iter().filter(|l| l.ends_with(" 1")).count(), 1, "{late_series:?}");
+    assert_eq!(
+        late_series.iter().filter(|l| l.ends_with(" 1")).count(),
+        1,
+        "{late_series:?}"
+    );
     // The late event: dead-lettered as late, with its origin.
     let letters = app.read_all(&app.topic("error-events"), 3);
     let late: Vec<_> = letters

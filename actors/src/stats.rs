@@ -36,6 +36,8 @@ pub struct ConsumerStats {
     pub producer_recreated: IntCounter,
     /// Rebalances this instance took part in.
     pub rebalances: IntCounter,
+    /// Fetches that had left out records in the log, fetched again.
+    pub input_holes_filled: IntCounter,
     /// How long each commit's transaction took (state, offsets, commit).
     pub commit_seconds: Histogram,
     /// How long the partition consumers took with each poll's batches.
@@ -91,6 +93,10 @@ impl Default for ConsumerStats {
                 "arus_rebalances_total",
                 "Rebalance callbacks (assignments and revocations).",
             ),
+            input_holes_filled: counter(
+                "arus_input_holes_filled_total",
+                "Fetches of an input partition that left out records that are in the log, fetched again before going on.",
+            ),
             commit_seconds: Histogram::new(
                 "arus_commit_seconds",
                 "Time one commit's transaction (state, offsets, commit) took.",
@@ -124,6 +130,7 @@ impl ConsumerStats {
             &self.rollbacks,
             &self.producer_recreated,
             &self.rebalances,
+            &self.input_holes_filled,
         ];
         let mut all: Vec<Box<dyn Collector>> = counters
             .into_iter()

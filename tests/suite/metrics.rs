@@ -103,7 +103,7 @@ async fn metrics_count_exactly_what_was_sent_and_consumed() {
 
 /// Every family `/metrics` served before it moved onto the registry crate,
 /// with its type and label names, so dashboards and alerts keep working.
-const FAMILIES: [(&str, &str, &str); 37] = [
+const FAMILIES: [(&str, &str, &str); 38] = [
     ("arus_actor_restarts_total", "counter", ""),
     ("arus_assigned_partitions", "gauge", ""),
     ("arus_batch_process_seconds", "histogram", ""),
@@ -135,6 +135,7 @@ const FAMILIES: [(&str, &str, &str); 37] = [
     ("arus_lag_alerts_sent_total", "counter", ""),
     ("arus_lag_read_failures_total", "counter", ""),
     ("arus_lag_resolves_sent_total", "counter", ""),
+    ("arus_input_holes_filled_total", "counter", ""),
     ("arus_lag_webhook_failures_total", "counter", ""),
     ("arus_late_events_total", "counter", "partition,topic"),
     ("arus_produce_acknowledged_seconds", "histogram", ""),

@@ -33,11 +33,12 @@ use futures::executor::block_on;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::TopicPartitionList;
+use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::abort_streak::AbortStreak;
 use super::committer::Committer;
+use super::continuity::Continuity;
 use super::exactly_once::{Partitions, RestoreDone, Slot};
 use super::pause::{Assigned, Paused};
 use super::rebalance::DriverContext;
@@ -353,6 +354,9 @@ impl PollLoop {
     fn poll_batches(&self, mut timeout: Duration) -> Batches {
         let mut batches = Batches::new();
         let mut taken = 0;
+        // Partitions fetched again from a hole: the rest of this poll's
+        // records of theirs are stale.
+        let mut refetching = std::collections::HashSet::new();
         while taken < self.max_batch {
             let Some(result) = self.consumer.poll(timeout) else {
                 break;
@@ -388,6 +392,48 @@ impl PollLoop {
                         }
                     }
                     continue;
+                }
+                if topic != InputTopic::RetryEvents {
+                    // Where this partition's records continue: after the
+                    // last one taken in this poll, else the last applied.
+                    let expected = match batches.get(&source) {
+                        Some((epoch, records)) if *epoch == slot.epoch && !records.is_empty() => {
+                            records.last().map(|r| r.offset + 1)
+                        }
+                        _ => slot.next_offset,
+                    };
+                    if refetching.contains(&source) {
+                        continue;
+                    }
+                    match slot.holes.offer(expected, message.offset()) {
+                        Continuity::Next => {}
+                        Continuity::Filled { skipped } => {
+                            self.partitions.stats.input_holes_filled.inc_by(1);
+                            warn!(%source, offset = message.offset(), skipped, "a fetch had left out records that are in the log; fetched again, nothing skipped");
+                        }
+                        Continuity::Hole => {
+                            debug!(%source, offset = message.offset(), ?expected, "a hole in the offsets, seen twice (commit markers, aborted or compacted records)");
+                        }
+                        Continuity::Repeat => continue,
+                        Continuity::Refetch { from } => {
+                            debug!(%source, from, offset = message.offset(), "a hole in the offsets: fetching again before believing it");
+                            refetching.insert(source);
+                            let timeout = Duration::from_millis(
+                                self.partitions.settings.kafka.admin_timeout_ms,
+                            );
+                            if let Err(error) = self.consumer.seek(
+                                message.topic(),
+                                message.partition(),
+                                Offset::Offset(from),
+                                timeout,
+                            ) {
+                                // Nothing taken past the hole: the commit
+                                // stays before it, and a restart fetches it.
+                                warn!(%source, %error, "cannot fetch a hole again");
+                            }
+                            continue;
+                        }
+                    }
                 }
                 slot.epoch
             };

@@ -37,6 +37,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::abort_streak::{AbortStreak, AfterAbort};
 use super::committer::{CommitError, Committer, Outputs};
+use super::continuity::HoleCheck;
 use super::error::ConsumerError;
 use super::reset::{ResetDone, ResetRefused, ResetRequest};
 use super::resume::{resume_from, Restored, ResumeFrom};
@@ -64,6 +65,8 @@ pub(super) struct Slot {
     pub epoch: u64,
     /// One past the last applied record: where the next commit puts the group.
     pub next_offset: Option<i64>,
+    /// Holes in its offsets, fetched again before they are believed.
+    pub holes: HoleCheck,
     /// What the last successful transaction committed.
     pub committed: Option<i64>,
     /// While restoring: the first record delivered and not processed, where
@@ -413,6 +416,7 @@ impl Partitions {
                         actor: None,
                         epoch,
                         next_offset: None,
+                        holes: HoleCheck::default(),
                         committed: None,
                         resume_at: None,
                         held: RetryHold::default(),

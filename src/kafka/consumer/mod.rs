@@ -8,6 +8,7 @@
 //!                  commit, rollback, restore, fencing, reset
 //! rebalance.rs     the rebalance callbacks: commit and release revoked, restore assigned
 //! offset_reset.rs  a reset inside the protocol: roll back, restore, commit the new offsets
+//! continuity.rs    a hole in a partition's offsets: fetched again before it is believed
 //! committer.rs     one Kafka transaction: changelog entries, dead letters, retries, offsets
 //! abort_streak.rs  after an abort: roll back, recreate the producer, or stop
 //! pause.rs         which partitions an operator's pause or resume moves now
@@ -18,6 +19,7 @@
 
 mod abort_streak;
 pub mod committer;
+mod continuity;
 pub mod driver;
 mod error;
 mod exactly_once;

@@ -14,6 +14,7 @@ mod embedded;
 mod exactly_once;
 mod fencing;
 mod hardening;
+mod holes;
 mod ingest_properties;
 mod k8s;
 mod kafka_auth;

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use datasketches::hash::value::raw_bytes;
 use datasketches::hll::{HllSketch, HllType, HllUnion};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::OnceLock;
 
 /// The largest `lg_k` DataSketches accepts; unions are built at it, so
 /// sketches of any smaller `lg_k` merge.
@@ -20,17 +21,41 @@ const LG_K_MAX: u8 = 21;
 const LG_K_MIN: u8 = 4;
 
 /// The distinct user ids of a bucket.
-#[derive(Clone, PartialEq)]
-pub struct Visitors(HllSketch);
+///
+/// Read from the changelog it stays in DataSketches' bytes until a query
+/// (or the partition's next event) needs the sketch, which is then parsed
+/// once and kept: the read model applies every bucket update of every
+/// partition (an open bucket changes at every commit), most never queried
+/// before the next replaces them, and parsing each was most of its work.
+#[derive(Clone)]
+pub struct Visitors(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Sketch(HllSketch),
+    Encoded {
+        bytes: Vec<u8>,
+        parsed: OnceLock<Option<HllSketch>>,
+    },
+}
+
+impl PartialEq for Visitors {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
 
 impl std::fmt::Debug for Visitors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Visitors(lg_k {}, ~{:.0})",
-            self.0.lg_config_k(),
-            self.0.estimate()
-        )
+        match self.sketch() {
+            Some(s) => write!(
+                f,
+                "Visitors(lg_k {}, ~{:.0})",
+                s.lg_config_k(),
+                s.estimate()
+            ),
+            None => f.write_str("Visitors(unreadable)"),
+        }
     }
 }
 
@@ -44,39 +69,93 @@ fn sketch(lg_k: u8) -> HllSketch {
     }
 }
 
+/// The preamble every serialized HLL sketch starts with: its preamble
+/// length, serial version 1, family 7 (HLL), then lg_k.
+fn plausible_sketch(bytes: &[u8]) -> Result<(), String> {
+    match bytes {
+        [_, 1, 7, lg_k, ..] if (LG_K_MIN..=LG_K_MAX).contains(lg_k) => Ok(()),
+        _ => Err("not a serialized DataSketches HLL sketch".into()),
+    }
+}
+
 impl Visitors {
     pub fn new(lg_k: u8) -> Self {
-        Self(sketch(lg_k))
+        Self(Repr::Sketch(sketch(lg_k)))
+    }
+
+    /// The sketch, parsed from its bytes the first time; `None` when its
+    /// bytes do not parse (a reader counts nothing from it).
+    fn sketch(&self) -> Option<&HllSketch> {
+        match &self.0 {
+            Repr::Sketch(s) => Some(s),
+            Repr::Encoded { bytes, parsed } => parsed
+                .get_or_init(|| match HllSketch::deserialize(bytes) {
+                    Ok(sketch) => Some(sketch),
+                    Err(error) => {
+                        tracing::error!(%error, "a visitors sketch in the changelog does not parse: its bucket counts no visitors");
+                        None
+                    }
+                })
+                .as_ref(),
+        }
     }
 
     pub fn insert(&mut self, user_id: &str) {
-        self.0.update(raw_bytes::from_str(user_id));
+        if let Repr::Encoded { bytes, parsed } = &mut self.0 {
+            // Restored from the changelog. Bytes whose preamble is wrong
+            // were refused when the entry was read; a body that does not
+            // parse was logged as an error, and the bucket starts again.
+            let sketch = parsed
+                .take()
+                .flatten()
+                .or_else(|| HllSketch::deserialize(bytes).ok())
+                .unwrap_or_else(|| sketch(LG_K_MIN));
+            self.0 = Repr::Sketch(sketch);
+        }
+        if let Repr::Sketch(s) = &mut self.0 {
+            s.update(raw_bytes::from_str(user_id));
+        }
     }
 
     /// The estimated number of distinct ids.
     pub fn estimate(&self) -> f64 {
-        self.0.estimate()
+        self.sketch().map_or(0.0, HllSketch::estimate)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.sketch().is_none_or(HllSketch::is_empty)
     }
 
     /// The sketch as DataSketches serializes it (any DataSketches library
     /// reads it).
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.0.serialize()
+        match &self.0 {
+            Repr::Sketch(s) => s.serialize(),
+            Repr::Encoded { bytes, .. } => bytes.clone(),
+        }
     }
 
+    /// Checks the bytes' preamble now; parses them when first needed.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        HllSketch::deserialize(bytes)
-            .map(Self)
-            .map_err(|e| e.to_string())
+        plausible_sketch(bytes)?;
+        Ok(Self(Repr::Encoded {
+            bytes: bytes.to_vec(),
+            parsed: OnceLock::new(),
+        }))
     }
 
     /// The bytes it holds in memory, about.
     pub fn size(&self) -> usize {
-        self.0.estimated_size()
+        match &self.0 {
+            Repr::Sketch(s) => s.estimated_size(),
+            Repr::Encoded { bytes, parsed } => {
+                bytes.len()
+                    + parsed
+                        .get()
+                        .and_then(Option::as_ref)
+                        .map_or(0, HllSketch::estimated_size)
+            }
+        }
     }
 }
 
@@ -111,7 +190,9 @@ impl Default for VisitorUnion {
 
 impl VisitorUnion {
     pub fn add(&mut self, visitors: &Visitors) {
-        self.0.update(&visitors.0);
+        if let Some(sketch) = visitors.sketch() {
+            self.0.update(sketch);
+        }
     }
 
     /// The estimated number of distinct ids, rounded.
@@ -161,6 +242,22 @@ mod tests {
                 assert_eq!(union.estimate(), 1_000);
             }
         }
+    }
+
+    #[test]
+    fn read_sketches_keep_their_bytes_and_parse_when_needed() {
+        let mut v = Visitors::new(12);
+        for id in ["a", "b", "c"] {
+            v.insert(id);
+        }
+        let read = Visitors::from_bytes(&v.to_bytes()).expect("a sketch");
+        assert_eq!(read.to_bytes(), v.to_bytes());
+        assert_eq!(read.estimate().round(), 3.0);
+        let mut grown = read.clone();
+        grown.insert("d");
+        assert_eq!(grown.estimate().round(), 4.0);
+        assert!(Visitors::from_bytes(b"not a sketch").is_err());
+        assert!(serde_json::from_str::<Visitors>("\"bm90IGEgc2tldGNo\"").is_err());
     }
 
     #[test]

@@ -207,7 +207,7 @@ mod tests {
             registry.register(c).expect("names are unique");
         }
         let families = registry.gather();
-        assert_eq!(families.len(), 15);
+        assert_eq!(families.len(), 16);
         let commits = families
             .iter()
             .find(|f| f.name() == "arus_transactions_committed_total")

@@ -30,24 +30,39 @@ fn changelog_topic(settings: &Settings) -> String {
 /// delivered as records, so a read-to-the-end ends at 0. End offsets are asked
 /// through `ends`, another client: asking through the reader itself stalls
 /// its fetches on some brokers.
-fn lags(
+/// Each partition's read position and end (high watermark).
+fn positions_and_ends(
     reader: &BaseConsumer,
     ends: &BaseConsumer,
     topic: &str,
     partitions: &[i32],
     timeout: Duration,
-) -> anyhow::Result<HashMap<i32, i64>> {
+) -> anyhow::Result<HashMap<i32, (i64, i64)>> {
     let positions = reader.position()?;
-    let mut lags = HashMap::new();
+    let mut out = HashMap::new();
     for &p in partitions {
         let (low, high) = ends.fetch_watermarks(topic, p, timeout)?;
         let position = match positions.find_partition(topic, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => o,
             _ => low,
         };
-        lags.insert(p, (high - position.max(low)).max(0));
+        out.insert(p, (position.max(low), high));
     }
-    Ok(lags)
+    Ok(out)
+}
+
+/// Whether the reader has caught up: nothing left to read now, or
+/// everything that was there at the previous look read. (While other
+/// instances commit every few hundred milliseconds the end moves on
+/// between any two looks; waiting for a look at which the reader is
+/// exactly at the end made a busy group's restarted member wait for
+/// minutes to become ready.)
+fn caught_up(now: &HashMap<i32, (i64, i64)>, previous_ends: Option<&HashMap<i32, i64>>) -> bool {
+    now.values().all(|(position, end)| position >= end)
+        || previous_ends.is_some_and(|before| {
+            now.iter()
+                .all(|(p, (position, _))| before.get(p).is_some_and(|end| position >= end))
+        })
 }
 
 /// The partition ids of `topic`, from the broker's metadata.
@@ -255,6 +270,7 @@ struct Feed<'a> {
 impl Feed<'_> {
     fn run(&self, read_model: &ReadModel, health: &Health, stop: &AtomicBool) {
         let mut last_lag = Instant::now() - Duration::from_secs(1);
+        let mut previous_ends: Option<HashMap<i32, i64>> = None;
         while !stop.load(Ordering::SeqCst) {
             if let Some(message) = self.reader.poll(Duration::from_millis(50)) {
                 match message {
@@ -280,24 +296,44 @@ impl Feed<'_> {
             }
             if last_lag.elapsed() >= Duration::from_millis(500) {
                 last_lag = Instant::now();
-                match lags(
+                match positions_and_ends(
                     self.reader,
                     self.ends,
                     self.topic,
                     self.partitions,
                     self.timeout,
                 ) {
-                    Ok(lags) => {
-                        let total = lags.values().sum();
+                    Ok(now) => {
+                        let total = now.values().map(|(pos, end)| (end - pos).max(0)).sum();
                         read_model.set_lag(total);
-                        if total == 0 && !health.read_model_ready() {
-                            info!("read model caught up with the changelog");
+                        if !health.read_model_ready() && caught_up(&now, previous_ends.as_ref()) {
+                            info!(lag = total, "read model caught up with the changelog");
                             health.set_read_model_ready(true);
                         }
+                        previous_ends = Some(now.iter().map(|(p, (_, end))| (*p, *end)).collect());
                     }
                     Err(error) => warn!(%error, "cannot read changelog end offsets"),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caught_up_at_the_end_or_past_what_was_there_a_look_before() {
+        let now: HashMap<i32, (i64, i64)> = [(0, (10, 10)), (1, (5, 5))].into();
+        assert!(caught_up(&now, None));
+        // Still moving: behind the end now, past the ends seen before.
+        let moving: HashMap<i32, (i64, i64)> = [(0, (12, 15)), (1, (7, 9))].into();
+        let before: HashMap<i32, i64> = [(0, 12), (1, 6)].into();
+        assert!(caught_up(&moving, Some(&before)));
+        // Behind what was there before: not yet.
+        let behind: HashMap<i32, i64> = [(0, 13), (1, 6)].into();
+        assert!(!caught_up(&moving, Some(&behind)));
+        assert!(!caught_up(&moving, None));
     }
 }

@@ -207,7 +207,7 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
         "activeUsers": rm.active_users(active_since_ms(state.active_window_seconds)),
         "eventCounts": counts,
         "deadLetters": rm.dead_letters(),
-        "lateEvents": rm.windows().late_events().iter().map(|(_, n)| n).sum::<u64>(),
+        "lateEvents": rm.windows().late_total(),
         "consumer": {
             "instanceId": state.instance_id,
             "groupId": state.group_id,

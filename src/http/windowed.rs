@@ -41,7 +41,6 @@ pub async fn query(
     };
     let windows = state.read_model.windows();
     let answer = run(&query, windows, kept, now).map_err(ApiError::BadRequest)?;
-    let late: u64 = windows.late_events().iter().map(|(_, n)| n).sum();
     Ok(HttpResponse::Ok().json(json!({
         "results": answer.results,
         "meta": {
@@ -49,7 +48,7 @@ pub async fn query(
             "lag": state.read_model.lag(),
             "openBuckets": answer.open_buckets,
             "resolution": answer.resolution.as_str(),
-            "lateEvents": late,
+            "lateEvents": windows.late_total(),
         },
         "query": query.to_json(),
     })))

@@ -87,22 +87,17 @@ impl WindowStore {
         write(&self.watermarks).remove(&source);
     }
 
+    /// Late events of every input partition.
+    pub fn late_total(&self) -> u64 {
+        read(&self.watermarks).values().map(|m| m.late).sum()
+    }
+
     /// Late events per input partition.
     pub fn late_events(&self) -> Vec<(SourcePartition, u64)> {
         read(&self.watermarks)
             .iter()
             .map(|(s, m)| (*s, m.late))
             .collect()
-    }
-
-    /// The latest event time every partition with events has seen, each
-    /// partition's own (its watermark plus the grace).
-    pub fn latest_event_ms(&self) -> Option<i64> {
-        read(&self.watermarks)
-            .values()
-            .map(|m| m.max_event_ms)
-            .filter(|t| *t != i64::MIN)
-            .max()
     }
 
     /// Adds every bucket of `resolution` starting in `starts` to the group
@@ -135,17 +130,5 @@ impl WindowStore {
                 .values()
                 .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end);
         }
-    }
-
-    /// How many buckets are held, and their sketches' bytes, about.
-    pub fn size(&self) -> (usize, usize) {
-        let buckets = read(&self.buckets);
-        let parts = buckets.values().map(Vec::len).sum();
-        let bytes = buckets
-            .values()
-            .flatten()
-            .map(|(_, b)| b.visitors.size() + 64)
-            .sum();
-        (parts, bytes)
     }
 }

@@ -122,10 +122,6 @@ impl Visitors {
         self.sketch().map_or(0.0, HllSketch::estimate)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sketch().is_none_or(HllSketch::is_empty)
-    }
-
     /// The sketch as DataSketches serializes it (any DataSketches library
     /// reads it).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -142,20 +138,6 @@ impl Visitors {
             bytes: bytes.to_vec(),
             parsed: OnceLock::new(),
         }))
-    }
-
-    /// The bytes it holds in memory, about.
-    pub fn size(&self) -> usize {
-        match &self.0 {
-            Repr::Sketch(s) => s.estimated_size(),
-            Repr::Encoded { bytes, parsed } => {
-                bytes.len()
-                    + parsed
-                        .get()
-                        .and_then(Option::as_ref)
-                        .map_or(0, HllSketch::estimated_size)
-            }
-        }
     }
 }
 

@@ -19,8 +19,8 @@ pub use layers::{ConfigError, Loader, REDACTED};
 pub use settings::{
     AggregatorSettings, BreakerSettings, ChaosSettings, ClientOverrides, Compression,
     ConsumerSettings, HttpSettings, KafkaSettings, LagSettings, RetrySettings, Secret,
-    SecuritySettings, Settings, ShutdownSettings, TelemetrySettings, TopicSettings, Topics,
-    WindowSettings,
+    SecuritySettings, SessionSettings, Settings, ShutdownSettings, TelemetrySettings,
+    TopicSettings, Topics, WindowSettings,
 };
 
 /// The embedded defaults, `config/default.toml`.

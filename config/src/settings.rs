@@ -21,6 +21,15 @@ pub struct Settings {
     pub chaos: ChaosSettings,
     pub shutdown: ShutdownSettings,
     pub windows: WindowSettings,
+    pub sessions: SessionSettings,
+}
+
+/// Visits: a user's run of events (page views and user events together)
+/// with no gap of `inactivity_ms` or more.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    pub inactivity_ms: u64,
 }
 
 /// Event time: how far an event's timestamp may be from the time it was

@@ -132,6 +132,11 @@ impl Settings {
                 ),
             ));
         }
+        at_least(
+            "sessions.inactivity_ms",
+            i64::try_from(self.sessions.inactivity_ms).unwrap_or(i64::MAX),
+            1_000,
+        )?;
         if !(4..=21).contains(&w.visitors_lg_k) {
             return Err(invalid(
                 "windows.visitors_lg_k",

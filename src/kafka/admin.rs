@@ -114,5 +114,35 @@ pub async fn provision_topics(
             statuses.push((name, TopicStatus::Existing { partitions }));
         }
     }
+    co_partitioned(settings, &statuses)?;
     Ok(statuses)
+}
+
+/// The two input topics must have the same number of partitions: both are
+/// keyed by `userId`, and a user's visits are built from partition *p* of
+/// both (the group assigns them together, see the consumer's rebalance).
+fn co_partitioned(settings: &Settings, statuses: &[(String, TopicStatus)]) -> anyhow::Result<()> {
+    let k = &settings.kafka;
+    let count = |topic| {
+        let name = k.topic_name(topic);
+        statuses
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, status)| match status {
+                TopicStatus::Created => k.partitions,
+                TopicStatus::Existing { partitions } => *partitions,
+            })
+            .map(|n| (name, n))
+    };
+    if let (Some((users, u)), Some((pages, p))) =
+        (count(&k.topics.user_events), count(&k.topics.page_views))
+    {
+        anyhow::ensure!(
+            u == p,
+            "topics {users} ({u} partitions) and {pages} ({p} partitions) must have the same \
+             number of partitions: a user's events and page views are counted together, \
+             partition by partition"
+        );
+    }
+    Ok(())
 }

@@ -274,9 +274,10 @@ impl Feed<'_> {
         while !stop.load(Ordering::SeqCst) {
             if let Some(message) = self.reader.poll(Duration::from_millis(50)) {
                 match message {
-                    // Seen eventIds (and their tombstones) are no query's
+                    // Seen eventIds and users' open visits (and their
+                    // tombstones) are no query's
                     // business: not even decoded here.
-                    Ok(m) if m.key().is_some_and(changelog::holds_seen_ids) => {}
+                    Ok(m) if m.key().is_some_and(changelog::only_for_restore) => {}
                     Ok(m) => match changelog::decode(m.key(), m.payload()) {
                         Ok(Some(update)) => read_model.apply(update),
                         // A deleted entry: expired eventIds (not held

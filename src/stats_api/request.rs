@@ -37,21 +37,47 @@ pub enum Metric {
     Visitors,
     Pageviews,
     Events,
+    Visits,
+    BounceRate,
+    VisitDuration,
+    VisitDurationP50,
+    VisitDurationP90,
+    ViewsPerVisit,
 }
 
 impl Metric {
+    pub const ALL: [Metric; 9] = [
+        Metric::Visitors,
+        Metric::Pageviews,
+        Metric::Events,
+        Metric::Visits,
+        Metric::BounceRate,
+        Metric::VisitDuration,
+        Metric::VisitDurationP50,
+        Metric::VisitDurationP90,
+        Metric::ViewsPerVisit,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Metric::Visitors => "visitors",
             Metric::Pageviews => "pageviews",
             Metric::Events => "events",
+            Metric::Visits => "visits",
+            Metric::BounceRate => "bounce_rate",
+            Metric::VisitDuration => "visit_duration",
+            Metric::VisitDurationP50 => "visit_duration_p50",
+            Metric::VisitDurationP90 => "visit_duration_p90",
+            Metric::ViewsPerVisit => "views_per_visit",
         }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
     }
 }
 
-/// Plausible's visit metrics: named, and refused until visits are kept.
-const VISIT_METRICS: [&str; 4] = ["visits", "bounce_rate", "visit_duration", "views_per_visit"];
-const SUPPORTED_METRICS: &str = "visitors, pageviews, events";
+const SUPPORTED_METRICS: &str = "visitors, pageviews, events, visits, bounce_rate, visit_duration, visit_duration_p50, visit_duration_p90, views_per_visit";
 const SUPPORTED_DIMENSIONS: &str = "time:minute, time:hour, time:day, event:type";
 /// Plausible's default and largest page of results.
 pub const MAX_LIMIT: u64 = 10_000;
@@ -115,20 +141,10 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
     }
     let mut metrics = Vec::new();
     for name in &req.metrics {
-        let metric = match name.as_str() {
-            "visitors" => Metric::Visitors,
-            "pageviews" => Metric::Pageviews,
-            "events" => Metric::Events,
-            visit if VISIT_METRICS.contains(&visit) => {
-                return Err(format!(
-                    "metric {visit:?} is not computed by this version (visits are not kept yet); supported metrics: {SUPPORTED_METRICS}"
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "unknown metric {other:?}; supported metrics: {SUPPORTED_METRICS}"
-                ))
-            }
+        let Some(metric) = Metric::parse(name) else {
+            return Err(format!(
+                "unknown metric {name:?}; supported metrics: {SUPPORTED_METRICS}"
+            ));
         };
         if metrics.contains(&metric) {
             return Err(format!("metric {name:?} is named twice"));
@@ -173,7 +189,7 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
     }
     if (by_type || types.is_some()) && metrics.iter().any(|m| *m != Metric::Events) {
         return Err(
-            "only the metric \"events\" is kept by event type; visitors and pageviews by event:type are not pre-aggregated"
+            "only the metric \"events\" is kept by event type; visitors, pageviews and visits by event:type are not pre-aggregated"
                 .into(),
         );
     }

@@ -202,7 +202,40 @@ struct Row {
     event_type: Option<String>,
     dimensions: Vec<Value>,
     metrics: Vec<Value>,
-    values: Vec<u64>,
+    values: Vec<f64>,
+}
+
+/// A metric's value in a group, as Plausible rounds it: integers, but
+/// views per visit to two decimals.
+fn value(metric: Metric, merged: &Merged, events: u64) -> f64 {
+    let v = &merged.visits;
+    let per_visit = |x: f64| {
+        if v.visits == 0 {
+            0.0
+        } else {
+            x / v.visits as f64
+        }
+    };
+    let seconds = |ms: Option<f64>| (ms.unwrap_or(0.0) / 1000.0).round();
+    match metric {
+        Metric::Visitors => merged.visitors.estimate() as f64,
+        Metric::Pageviews => merged.pageviews as f64,
+        Metric::Events => events as f64,
+        Metric::Visits => v.visits as f64,
+        Metric::BounceRate => (per_visit(v.bounces as f64) * 100.0).round(),
+        Metric::VisitDuration => (per_visit(v.duration_ms as f64) / 1000.0).round(),
+        Metric::VisitDurationP50 => seconds(v.durations.quantile(0.5)),
+        Metric::VisitDurationP90 => seconds(v.durations.quantile(0.9)),
+        Metric::ViewsPerVisit => (per_visit(v.pageviews as f64) * 100.0).round() / 100.0,
+    }
+}
+
+fn number(metric: Metric, x: f64) -> Value {
+    if metric == Metric::ViewsPerVisit {
+        json!(x)
+    } else {
+        json!(x as u64)
+    }
 }
 
 fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
@@ -223,31 +256,31 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                 label(&mut dimensions);
                 dimensions.push(json!(name));
                 // Only `events` is allowed with event:type.
-                let values = vec![*count; q.metrics.len()];
+                let values = vec![*count as f64; q.metrics.len()];
                 out.push(Row {
                     time,
                     event_type: Some(name.clone()),
                     dimensions,
-                    metrics: values.iter().map(|v| json!(v)).collect(),
+                    metrics: vec![json!(count); q.metrics.len()],
                     values,
                 });
             }
         } else {
-            if q.time.is_some() && merged.events == 0 && merged.pageviews == 0 {
+            if q.time.is_some()
+                && merged.events == 0
+                && merged.pageviews == 0
+                && merged.visits.visits == 0
+            {
                 continue;
             }
             let events = match &q.types {
                 Some(types) => types.iter().filter_map(|t| merged.types.get(t)).sum(),
                 None => merged.events,
             };
-            let values: Vec<u64> = q
+            let values: Vec<f64> = q
                 .metrics
                 .iter()
-                .map(|m| match m {
-                    Metric::Visitors => merged.visitors.estimate(),
-                    Metric::Pageviews => merged.pageviews,
-                    Metric::Events => events,
-                })
+                .map(|m| value(*m, merged, events))
                 .collect();
             let mut dimensions = Vec::new();
             label(&mut dimensions);
@@ -255,7 +288,12 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                 time,
                 event_type: None,
                 dimensions,
-                metrics: values.iter().map(|v| json!(v)).collect(),
+                metrics: q
+                    .metrics
+                    .iter()
+                    .zip(&values)
+                    .map(|(m, x)| number(*m, *x))
+                    .collect(),
                 values,
             });
         }
@@ -268,7 +306,7 @@ fn sort(q: &Query, rows: &mut [Row]) {
     rows.sort_by(|a, b| {
         for (column, desc) in &q.order_by {
             let order = if let Some(i) = metric_index(column) {
-                a.values[i].cmp(&b.values[i])
+                a.values[i].total_cmp(&b.values[i])
             } else if column.starts_with("time:") {
                 a.time.cmp(&b.time)
             } else {

@@ -29,4 +29,5 @@ mod shutdown;
 mod supervision;
 mod topics;
 mod traces;
+mod visits;
 mod windows;

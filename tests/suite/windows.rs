@@ -263,8 +263,8 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
             "unknown metric",
         ),
         (
-            json!({"metrics": ["bounce_rate"], "date_range": "24h"}),
-            "not computed",
+            json!({"metrics": ["bounce_rate"], "date_range": "24h", "dimensions": ["event:type"]}),
+            "not pre-aggregated",
         ),
         (
             json!({"metrics": ["events"], "date_range": "2d"}),

@@ -66,6 +66,12 @@ pub enum EntryKind {
     Windows,
     /// A partition's event-time watermark.
     Watermark,
+    /// A user's open visits (only a restore reads them).
+    Visit,
+    /// A bucket of visits of a partition number.
+    Visits,
+    /// A partition number's progress in visits.
+    VisitMark,
 }
 
 impl EntryKind {
@@ -76,6 +82,9 @@ impl EntryKind {
             EntryKind::DeadLetters => "dead-letters",
             EntryKind::Windows => "windows",
             EntryKind::Watermark => "watermark",
+            EntryKind::Visit => "visit",
+            EntryKind::Visits => "visits",
+            EntryKind::VisitMark => "visit-mark",
         }
     }
 
@@ -85,6 +94,9 @@ impl EntryKind {
             "dead-letters" => Some(EntryKind::DeadLetters),
             "windows" => Some(EntryKind::Windows),
             "watermark" => Some(EntryKind::Watermark),
+            "visit" => Some(EntryKind::Visit),
+            "visits" => Some(EntryKind::Visits),
+            "visit-mark" => Some(EntryKind::VisitMark),
             _ => MetricKind::parse(name).map(EntryKind::Metric),
         }
     }

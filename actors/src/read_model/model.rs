@@ -91,6 +91,15 @@ fn views(entries: &[(SourcePartition, PageStats)]) -> u64 {
     entries.iter().map(|(_, p)| p.views).sum()
 }
 
+/// A bucket's key: `<resolution>/<start>`.
+fn bucket_key(key: &str) -> Option<(crate::window::Resolution, i64)> {
+    let (resolution, start) = key.split_once('/')?;
+    Some((
+        crate::window::Resolution::parse(resolution)?,
+        start.parse().ok()?,
+    ))
+}
+
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded values are updated in one step each; a panic elsewhere
     // cannot leave them half-written.
@@ -237,6 +246,15 @@ impl ReadModel {
                 .windows
                 .apply_bucket(source, resolution, start_ms, entry),
             StateUpdate::Watermark { source, entry } => self.windows.apply_watermark(source, entry),
+            StateUpdate::VisitBucket {
+                source,
+                resolution,
+                start_ms,
+                entry,
+            } => self
+                .windows
+                .apply_visits(source, resolution, start_ms, entry),
+            StateUpdate::UserVisits { .. } | StateUpdate::VisitMark { .. } => return,
         }
         self.updates_applied.fetch_add(1, Ordering::Relaxed);
         self.updated_at_ms
@@ -302,14 +320,17 @@ impl ReadModel {
             }
             EntryKind::SeenIds => return,
             EntryKind::Windows => {
-                let parsed = entry.key.split_once('/').and_then(|(r, start)| {
-                    Some((crate::window::Resolution::parse(r)?, start.parse().ok()?))
-                });
-                if let Some((resolution, start)) = parsed {
+                if let Some((resolution, start)) = bucket_key(entry.key) {
                     self.windows.delete_bucket(source, resolution, start);
                 }
             }
             EntryKind::Watermark => self.windows.delete_watermark(source),
+            EntryKind::Visits => {
+                if let Some((resolution, start)) = bucket_key(entry.key) {
+                    self.windows.delete_visits(source, resolution, start);
+                }
+            }
+            EntryKind::Visit | EntryKind::VisitMark => return,
         }
         self.updated_at_ms
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);

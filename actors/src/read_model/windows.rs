@@ -6,15 +6,18 @@ use std::ops::Range;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::model::source::SourcePartition;
-use crate::window::{Bucket, Resolution, VisitorUnion, WatermarkMark};
+use crate::window::{Bucket, Resolution, VisitBucket, VisitorUnion, WatermarkMark};
 
 type Buckets = BTreeMap<(Resolution, i64), Vec<(SourcePartition, Bucket)>>;
+type VisitBuckets = BTreeMap<(Resolution, i64), Vec<(SourcePartition, VisitBucket)>>;
 
 /// Buckets by resolution and start, each with every partition's part.
 #[derive(Default)]
 pub struct WindowStore {
     buckets: RwLock<Buckets>,
     watermarks: RwLock<BTreeMap<SourcePartition, WatermarkMark>>,
+    /// Visits by the bucket they started in, each partition number's part.
+    visits: RwLock<VisitBuckets>,
 }
 
 /// A bucket's parts merged over partitions (or several buckets merged).
@@ -24,8 +27,10 @@ pub struct Merged {
     pub pageviews: u64,
     pub types: BTreeMap<String, u64>,
     pub visitors: VisitorUnion,
+    /// The visits that started in it.
+    pub visits: VisitBucket,
     /// Whether it may still change: some partition's watermark has not
-    /// passed the bucket's end.
+    /// passed the bucket's end, or a visit that started in it is open.
     pub open: bool,
 }
 
@@ -62,6 +67,33 @@ impl WindowStore {
             Some((_, held)) if held.as_of >= entry.as_of => {}
             Some((_, held)) => *held = entry,
             None => parts.push((source, entry)),
+        }
+    }
+
+    pub fn apply_visits(
+        &self,
+        source: SourcePartition,
+        resolution: Resolution,
+        start_ms: i64,
+        entry: VisitBucket,
+    ) {
+        let mut buckets = write(&self.visits);
+        let parts = buckets.entry((resolution, start_ms)).or_default();
+        // The last record of the key, as compaction keeps it (a visit
+        // bucket has no `asOf`, see `VisitBucket`).
+        match parts.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, held)) => *held = entry,
+            None => parts.push((source, entry)),
+        }
+    }
+
+    pub fn delete_visits(&self, source: SourcePartition, resolution: Resolution, start_ms: i64) {
+        let mut buckets = write(&self.visits);
+        if let Some(parts) = buckets.get_mut(&(resolution, start_ms)) {
+            parts.retain(|(s, _)| *s != source);
+            if parts.is_empty() {
+                buckets.remove(&(resolution, start_ms));
+            }
         }
     }
 
@@ -129,6 +161,16 @@ impl WindowStore {
             merged.open |= marks
                 .values()
                 .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end);
+        }
+        let visits = read(&self.visits);
+        for ((_, start), parts) in
+            visits.range((resolution, starts.start)..(resolution, starts.end))
+        {
+            let merged = groups.entry(group(*start)).or_default();
+            for (_, bucket) in parts {
+                merged.visits.merge(bucket);
+                merged.open |= bucket.open > 0;
+            }
         }
     }
 }

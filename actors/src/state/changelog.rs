@@ -94,6 +94,9 @@ pub fn encode_into(
         StateUpdate::SeenIds { ids, .. } => serde_json::to_writer(value, ids)?,
         StateUpdate::Bucket { entry, .. } => serde_json::to_writer(value, entry)?,
         StateUpdate::Watermark { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::UserVisits { visits, .. } => serde_json::to_writer(value, visits)?,
+        StateUpdate::VisitBucket { entry, .. } => serde_json::to_writer(value, entry)?,
+        StateUpdate::VisitMark { entry, .. } => serde_json::to_writer(value, entry)?,
     }
     Ok(update.source().partition)
 }
@@ -164,18 +167,38 @@ pub fn decode(
             source,
             entry: serde_json::from_slice(value)?,
         },
+        EntryKind::Visit => StateUpdate::UserVisits {
+            source,
+            user_id: entry_key.to_owned(),
+            visits: serde_json::from_slice(value)?,
+        },
+        EntryKind::Visits => {
+            let (resolution, start) = entry_key.split_once('/').ok_or_else(unnamed)?;
+            StateUpdate::VisitBucket {
+                source,
+                resolution: Resolution::parse(resolution).ok_or_else(unnamed)?,
+                start_ms: start.parse().map_err(|_| unnamed())?,
+                entry: serde_json::from_slice(value)?,
+            }
+        }
+        EntryKind::VisitMark if entry_key.is_empty() => StateUpdate::VisitMark {
+            source,
+            entry: serde_json::from_slice(value)?,
+        },
         _ => return Err(unnamed()),
     }))
 }
 
-/// Whether the record under `key` holds a partition's seen eventIds: state
-/// only a partition's own restore needs, never a query. Told from the key
-/// alone, so a reader that serves queries passes such records by without
-/// decoding them (a bucket holds up to 2,000 ids: most of the changelog's
-/// bytes when clients send eventIds).
-pub fn holds_seen_ids(key: &[u8]) -> bool {
-    key.strip_prefix(EntryKind::SeenIds.as_str().as_bytes())
-        .is_some_and(|rest| rest.first() == Some(&b'/'))
+/// Whether the record under `key` holds state only a partition's own
+/// restore needs, never a query: its seen eventIds, or a user's open
+/// visits. Told from the key alone, so a reader that serves queries passes
+/// such records by without decoding them (a bucket of seen ids holds up to
+/// 2,000 ids: most of the changelog's bytes when clients send eventIds).
+pub fn only_for_restore(key: &[u8]) -> bool {
+    [EntryKind::SeenIds, EntryKind::Visit].iter().any(|kind| {
+        key.strip_prefix(kind.as_str().as_bytes())
+            .is_some_and(|rest| rest.first() == Some(&b'/'))
+    })
 }
 
 /// Reads an entry as written before the compact format (as
@@ -420,8 +443,8 @@ mod tests {
             assert_eq!(parsed.key, update.route().1);
             assert_eq!(parsed.source, update.source());
         }
-        assert!(!holds_seen_ids(records[0].key.as_bytes()));
-        assert!(!holds_seen_ids(records[1].key.as_bytes()));
+        assert!(!only_for_restore(records[0].key.as_bytes()));
+        assert!(!only_for_restore(records[1].key.as_bytes()));
         let seen = encode(&StateUpdate::SeenIds {
             source: SourcePartition::new(InputTopic::PageViews, 2),
             bucket: 40,
@@ -430,10 +453,13 @@ mod tests {
         .expect("encodes");
         assert_eq!(seen.key, "seen/page-views/2/40");
         assert_eq!(seen.value, b"[]");
-        assert!(holds_seen_ids(seen.key.as_bytes()));
+        assert!(only_for_restore(seen.key.as_bytes()));
         // A user whose id begins with "seen" is not one.
-        assert!(!holds_seen_ids(b"users/user-events/0/seen/1"));
-        assert!(!holds_seen_ids(b"seenx/user-events/0/1"));
+        assert!(!only_for_restore(b"users/user-events/0/seen/1"));
+        assert!(only_for_restore(b"visit/user-events/0/u1"));
+        assert!(!only_for_restore(b"visits/user-events/0/minute/0"));
+        assert!(!only_for_restore(b"visit-mark/user-events/0/"));
+        assert!(!only_for_restore(b"seenx/user-events/0/1"));
         assert_eq!(parse_key("users/nowhere/1/u"), None);
         assert_eq!(parse_key("users/user-events/x/u"), None);
         assert_eq!(parse_key("users/user-events/1"), None);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::event::EventType;
 use crate::model::metric_kind::{EntryKind, MetricKind};
 use crate::model::source::SourcePartition;
-use crate::window::{Bucket, Resolution, WatermarkMark};
+use crate::window::{Bucket, Resolution, Visit, VisitBucket, VisitMark, WatermarkMark};
 
 /// No record applied yet: every real offset (0 and up) is above it.
 pub const NOTHING_APPLIED: i64 = -1;
@@ -253,6 +253,26 @@ pub enum StateUpdate {
         source: SourcePartition,
         entry: WatermarkMark,
     },
+    /// A user's open visits, kept by the partition consumers of partition
+    /// number `source.partition` together (`source` names `user-events`);
+    /// only a restore reads it, never a query.
+    UserVisits {
+        source: SourcePartition,
+        user_id: String,
+        visits: Vec<Visit>,
+    },
+    /// The visits that started in one event-time bucket of a partition number.
+    VisitBucket {
+        source: SourcePartition,
+        resolution: Resolution,
+        start_ms: i64,
+        entry: VisitBucket,
+    },
+    /// A partition number's progress in visits.
+    VisitMark {
+        source: SourcePartition,
+        entry: VisitMark,
+    },
 }
 
 impl StateUpdate {
@@ -284,6 +304,16 @@ impl StateUpdate {
                 Cow::Owned(format!("{}/{start_ms}", resolution.as_str())),
             ),
             StateUpdate::Watermark { .. } => (EntryKind::Watermark, Cow::Borrowed("")),
+            StateUpdate::UserVisits { user_id, .. } => (EntryKind::Visit, Cow::Borrowed(user_id)),
+            StateUpdate::VisitBucket {
+                resolution,
+                start_ms,
+                ..
+            } => (
+                EntryKind::Visits,
+                Cow::Owned(format!("{}/{start_ms}", resolution.as_str())),
+            ),
+            StateUpdate::VisitMark { .. } => (EntryKind::VisitMark, Cow::Borrowed("")),
         }
     }
 
@@ -296,7 +326,10 @@ impl StateUpdate {
             | StateUpdate::SeenIds { source, .. }
             | StateUpdate::DeadLetters { source, .. }
             | StateUpdate::Bucket { source, .. }
-            | StateUpdate::Watermark { source, .. } => *source,
+            | StateUpdate::Watermark { source, .. }
+            | StateUpdate::UserVisits { source, .. }
+            | StateUpdate::VisitBucket { source, .. }
+            | StateUpdate::VisitMark { source, .. } => *source,
         }
     }
 
@@ -312,6 +345,13 @@ impl StateUpdate {
             StateUpdate::DeadLetters { entry, .. } => entry.as_of,
             StateUpdate::Bucket { entry, .. } => entry.as_of,
             StateUpdate::Watermark { entry, .. } => entry.as_of,
+            // Changed by two partitions' events: their readers keep the
+            // last record of a key, as compaction does.
+            StateUpdate::UserVisits { .. } => NOTHING_APPLIED,
+            StateUpdate::VisitBucket { .. } => NOTHING_APPLIED,
+            StateUpdate::VisitMark { entry, .. } => {
+                entry.as_of.into_iter().max().unwrap_or(NOTHING_APPLIED)
+            }
         }
     }
 }

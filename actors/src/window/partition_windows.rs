@@ -15,14 +15,16 @@
 //! it expires and is deleted from the changelog.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use arus_config::WindowSettings;
 
 use super::bucket::{Bucket, WatermarkMark};
 use super::resolution::Resolution;
+use super::visits::{PartitionVisits, VisitEntry};
 use crate::model::event::Event;
 use crate::model::event_time::TimeBounds;
-use crate::model::source::SourcePartition;
+use crate::model::source::{InputTopic, SourcePartition};
 use crate::state::StateUpdate;
 
 /// The windows' settings, as the partition uses them.
@@ -71,9 +73,10 @@ type BucketId = (Resolution, i64);
 /// What a commit writes of the windows.
 #[derive(Debug, Default)]
 pub struct WindowFlush {
-    /// Changed buckets and, when it moved, the watermark.
+    /// Changed buckets and, when it moved, the watermark; and (from the
+    /// `user-events` partition) the changed visits.
     pub updates: Vec<StateUpdate>,
-    /// Expired buckets, to delete.
+    /// Expired buckets and visit entries left empty, to delete.
     pub expired: Vec<StateUpdate>,
 }
 
@@ -86,7 +89,13 @@ pub struct PartitionWindows {
     dirty: BTreeSet<BucketId>,
     /// Buckets in the changelog that can no longer change, until they expire.
     closed: BTreeSet<BucketId>,
+    /// The visits of this partition number, shared with the partition of
+    /// the other input topic; the `user-events` partition flushes them.
+    visits: Option<SharedVisits>,
 }
+
+/// One partition number's visits, fed by its two partition consumers.
+pub type SharedVisits = Arc<Mutex<PartitionVisits>>;
 
 impl PartitionWindows {
     /// `restored`: the partition's bucket and watermark entries from the
@@ -100,6 +109,7 @@ impl PartitionWindows {
             open: BTreeMap::new(),
             dirty: BTreeSet::new(),
             closed: BTreeSet::new(),
+            visits: None,
         };
         let mut buckets = Vec::new();
         for update in restored {
@@ -123,6 +133,13 @@ impl PartitionWindows {
             }
         }
         windows
+    }
+
+    /// Counts this partition's placed events in the partition number's
+    /// visits too.
+    pub fn with_visits(mut self, visits: SharedVisits) -> Self {
+        self.visits = Some(visits);
+        self
     }
 
     /// The latest event time seen minus the grace; `None` before any event.
@@ -164,6 +181,9 @@ impl PartitionWindows {
             self.dirty.insert(id);
         }
         self.mark.max_event_ms = self.mark.max_event_ms.max(t);
+        if let Some(visits) = &self.visits {
+            locked(visits).apply(self.source.topic, offset, event);
+        }
         Placed::Counted
     }
 
@@ -187,6 +207,15 @@ impl PartitionWindows {
                 source,
                 entry: self.mark,
             });
+        }
+        if let Some(visits) = self
+            .visits
+            .as_ref()
+            .filter(|_| self.source.topic == InputTopic::UserEvents)
+        {
+            for entry in locked(visits).flush() {
+                visit_update(source, entry, &mut out);
+            }
         }
         let Some(watermark) = self.watermark() else {
             return out;
@@ -224,6 +253,46 @@ impl PartitionWindows {
     /// Buckets held open (for tests and memory accounting).
     pub fn open_buckets(&self) -> usize {
         self.open.len()
+    }
+}
+
+fn locked(visits: &SharedVisits) -> std::sync::MutexGuard<'_, PartitionVisits> {
+    // Each call changes the visits in one step: a panic elsewhere cannot
+    // leave them half-written.
+    visits.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A visit entry as the changelog's update or deletion.
+fn visit_update(source: SourcePartition, entry: VisitEntry, out: &mut WindowFlush) {
+    match entry {
+        VisitEntry::User(user_id, visits) => {
+            let deleted = visits.is_empty();
+            let update = StateUpdate::UserVisits {
+                source,
+                user_id,
+                visits,
+            };
+            if deleted {
+                out.expired.push(update);
+            } else {
+                out.updates.push(update);
+            }
+        }
+        VisitEntry::Bucket(resolution, start_ms, bucket) => {
+            let deleted = bucket.is_none();
+            let update = StateUpdate::VisitBucket {
+                source,
+                resolution,
+                start_ms,
+                entry: bucket.unwrap_or_default(),
+            };
+            if deleted {
+                out.expired.push(update);
+            } else {
+                out.updates.push(update);
+            }
+        }
+        VisitEntry::Mark(entry) => out.updates.push(StateUpdate::VisitMark { source, entry }),
     }
 }
 

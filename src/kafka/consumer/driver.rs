@@ -256,13 +256,14 @@ impl PollLoop {
         let (restored_tx, restored) = mpsc::channel();
         let partitions = Arc::new(Partitions {
             topics: [
-                (user_topic.clone(), InputTopic::UserEvents),
-                (page_topic.clone(), InputTopic::PageViews),
-                (retry_topic.clone(), InputTopic::RetryEvents),
+                (user_topic, InputTopic::UserEvents),
+                (page_topic, InputTopic::PageViews),
+                (retry_topic, InputTopic::RetryEvents),
             ],
             settings,
             brokers,
             slots: Mutex::new(HashMap::new()),
+            visits: Mutex::new(HashMap::new()),
             epochs: AtomicU64::new(0),
             router: parts.router,
             stats: parts.stats,
@@ -279,7 +280,7 @@ impl PollLoop {
             consumer_config.create_with_context(DriverContext {
                 partitions: Arc::clone(&partitions),
             })?;
-        consumer.subscribe(&[&user_topic, &page_topic, &retry_topic])?;
+        consumer.subscribe(&partitions.subscription())?;
         Ok(Self {
             consumer,
             partitions,

@@ -25,7 +25,9 @@ use arus_actors::consume::dedupe::Dedupe;
 use arus_actors::model::source::{InputTopic, SourcePartition};
 use arus_actors::state::changelog;
 use arus_actors::state::{SeenEntry, StateUpdate};
-use arus_actors::window::PartitionWindows;
+use arus_actors::window::{
+    PartitionVisits, PartitionWindows, SharedVisits, VisitConfig, VisitEntry,
+};
 use arus_actors::{ConsumerStats, FlushPartition, PartitionConsumer, Router};
 use arus_config::Settings;
 use futures::executor::block_on;
@@ -84,6 +86,8 @@ pub(super) struct Partitions {
     pub brokers: String,
     pub topics: [(String, InputTopic); 3],
     pub slots: Mutex<HashMap<SourcePartition, Slot>>,
+    /// Each held partition number's visits (see `arus_actors::window::visits`).
+    pub visits: Mutex<HashMap<i32, SharedVisits>>,
     pub epochs: AtomicU64,
     pub router: Arc<Router>,
     pub stats: Arc<ConsumerStats>,
@@ -126,6 +130,24 @@ impl Partitions {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn visits(&self) -> MutexGuard<'_, HashMap<i32, SharedVisits>> {
+        self.visits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The visits `source` feeds: its partition number's, for an input
+    /// partition (`None` for the retry topic, or a page-views partition
+    /// whose user-events partner is not held).
+    fn shared_visits(&self, source: SourcePartition) -> Option<SharedVisits> {
+        if source.topic == InputTopic::RetryEvents {
+            return None;
+        }
+        let found = self.visits().get(&source.partition).cloned();
+        if found.is_none() {
+            warn!(%source, "no visits for this partition number: its user-events partition is not assigned here; its events count in every total and bucket, in no visit");
+        }
+        found
+    }
+
     /// Links `span` (a record's consume span) from the next commit's span.
     pub fn link_to_next_commit(&self, span: &tracing::Span) {
         let mut links = self.trace_links.lock().unwrap_or_else(|p| p.into_inner());
@@ -146,6 +168,15 @@ impl Partitions {
             .iter()
             .find(|(_, t)| *t == topic)
             .map_or("", |(name, _)| name.as_str())
+    }
+
+    /// The topics the group subscribes to: `page-views` partitions follow
+    /// `user-events` ones (see the rebalance callbacks).
+    pub fn subscription(&self) -> [&str; 2] {
+        [
+            self.topic_name(InputTopic::UserEvents),
+            self.topic_name(InputTopic::RetryEvents),
+        ]
     }
 
     pub(super) fn sources(&self, tpl: &TopicPartitionList) -> Vec<SourcePartition> {
@@ -351,12 +382,12 @@ impl Partitions {
         let sources: Vec<SourcePartition> = self.slots().keys().copied().collect();
         block_on(self.router.forget(&sources))?;
         self.slots().clear();
+        self.visits().clear();
         consumer.unsubscribe();
         let fresh = Committer::new(&self.settings, &self.brokers)?;
         *self.committer.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
         self.fenced.store(false, Ordering::SeqCst);
-        let topics: Vec<&str> = self.topics.iter().map(|(name, _)| name.as_str()).collect();
-        consumer.subscribe(&topics)?;
+        consumer.subscribe(&self.subscription())?;
         self.stats.producer_recreated.inc_by(1);
         Ok(())
     }
@@ -514,6 +545,7 @@ impl Partitions {
         let mut seen: HashMap<SourcePartition, SeenBuckets> = HashMap::new();
         let mut marks = HashMap::new();
         let mut windows: HashMap<SourcePartition, Vec<StateUpdate>> = HashMap::new();
+        let mut visits: HashMap<i32, Vec<VisitEntry>> = HashMap::new();
         let mut metrics = Vec::with_capacity(updates.len());
         let restored = updates.len();
         for update in updates
@@ -532,11 +564,50 @@ impl Partitions {
                 window @ (StateUpdate::Bucket { .. } | StateUpdate::Watermark { .. }) => {
                     windows.entry(window.source()).or_default().push(window)
                 }
+                StateUpdate::UserVisits {
+                    source,
+                    user_id,
+                    visits: list,
+                } => visits
+                    .entry(source.partition)
+                    .or_default()
+                    .push(VisitEntry::User(user_id, list)),
+                StateUpdate::VisitBucket {
+                    source,
+                    resolution,
+                    start_ms,
+                    entry,
+                } => visits
+                    .entry(source.partition)
+                    .or_default()
+                    .push(VisitEntry::Bucket(resolution, start_ms, Some(entry))),
+                StateUpdate::VisitMark { source, entry } => visits
+                    .entry(source.partition)
+                    .or_default()
+                    .push(VisitEntry::Mark(entry)),
                 other => metrics.push(other),
             }
         }
         block_on(self.router.restore(metrics))?;
         let window = i64::try_from(self.settings.consumer.dedupe_window_ms).unwrap_or(i64::MAX);
+        let visit_config = VisitConfig::new(&self.settings.windows, &self.settings.sessions);
+        {
+            let mut shared = self.visits();
+            // A user-events partition's restore starts its partition
+            // number's visits afresh; its page-views partner, restored with
+            // it, shares them.
+            for source in current.iter().filter(|s| s.topic == InputTopic::UserEvents) {
+                let restored = visits.remove(&source.partition).unwrap_or_default();
+                shared.insert(
+                    source.partition,
+                    Arc::new(Mutex::new(PartitionVisits::new(
+                        source.partition,
+                        visit_config,
+                        restored,
+                    ))),
+                );
+            }
+        }
         {
             let mut slots = self.slots();
             for &source in &current {
@@ -545,11 +616,14 @@ impl Partitions {
                 let dedupe = Dedupe::new(source, window, seen.remove(&source).unwrap_or_default());
                 let dead = DeadLetters::new(source, marks.remove(&source));
                 let policy = (&self.settings.retry).into();
-                let windows = PartitionWindows::new(
+                let mut windows = PartitionWindows::new(
                     source,
                     (&self.settings.windows).into(),
                     windows.remove(&source).unwrap_or_default(),
                 );
+                if let Some(visits) = self.shared_visits(source) {
+                    windows = windows.with_visits(visits);
+                }
                 // Supervised: one that stops is started again on the same
                 // address (see arus_actors::aggregate::supervision).
                 let actor = Supervisor::start_in_arbiter(&self.arbiter, move |_| {

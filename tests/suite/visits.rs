@@ -1,0 +1,321 @@
+//! Visits against the real broker: a generated stream of page views and
+//! user events with its visits computed here (a user's run of events with
+//! no gap of the inactivity or more, in the minute it starts), answered by
+//! `POST /v1/query` on each of three instances of one group: visits,
+//! bounces, views per visit and the mean duration exactly, the duration's
+//! quantiles within the sketch's bound; an event arriving out of order that
+//! bridges two visits merges them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::helpers::{random_prefix, spawn_app_on, test_brokers, TestApp};
+
+const MINUTE: i64 = 60_000;
+/// The inactivity the instances run with: 10 minutes.
+const GAP: i64 = 10 * MINUTE;
+
+fn iso(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .expect("in range")
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+/// One event of the stream: its user, time and whether it is a page view.
+#[derive(Clone)]
+struct Sent {
+    user: String,
+    at: i64,
+    page: bool,
+}
+
+impl Sent {
+    fn body(&self, n: usize) -> Value {
+        if self.page {
+            json!({"userId": self.user, "url": format!("/p/{}", n % 7), "timestamp": iso(self.at)})
+        } else {
+            json!({"userId": self.user, "eventType": "view", "timestamp": iso(self.at)})
+        }
+    }
+}
+
+#[derive(Default, Debug, Clone, Copy, PartialEq)]
+struct VisitTotals {
+    visits: u64,
+    bounces: u64,
+    pageviews: u64,
+    duration_ms: u64,
+}
+
+impl VisitTotals {
+    /// `[visits, bounce_rate, visit_duration, views_per_visit]` as the
+    /// query answers them (Plausible's rounding).
+    fn answer(&self) -> Vec<Value> {
+        let per = |x: u64| x as f64 / self.visits as f64;
+        vec![
+            json!(self.visits),
+            json!((per(self.bounces) * 100.0).round() as u64),
+            json!((per(self.duration_ms) / 1000.0).round() as u64),
+            json!((per(self.pageviews) * 100.0).round() / 100.0),
+        ]
+    }
+}
+
+/// The visits of `events`: per user, by time, split at gaps of `GAP` or
+/// more; each counted in the minute it starts. Also every visit's duration.
+fn reference(events: &[Sent]) -> (BTreeMap<i64, VisitTotals>, Vec<u64>) {
+    let mut by_user: BTreeMap<&str, Vec<&Sent>> = BTreeMap::new();
+    for e in events {
+        by_user.entry(&e.user).or_default().push(e);
+    }
+    let mut minutes: BTreeMap<i64, VisitTotals> = BTreeMap::new();
+    let mut durations = Vec::new();
+    for list in by_user.values_mut() {
+        list.sort_by_key(|e| e.at);
+        let mut visit: Vec<&Sent> = Vec::new();
+        let mut close = |visit: &Vec<&Sent>| {
+            let Some(first) = visit.first() else { return };
+            let last = visit.last().expect("not empty");
+            let pv = visit.iter().filter(|e| e.page).count() as u64;
+            let t = minutes
+                .entry(first.at.div_euclid(MINUTE) * MINUTE)
+                .or_default();
+            t.visits += 1;
+            t.bounces += u64::from(pv == 1 && visit.len() == 1);
+            t.pageviews += pv;
+            t.duration_ms += (last.at - first.at) as u64;
+            durations.push((last.at - first.at) as u64);
+        };
+        for e in list.iter() {
+            if visit.last().is_some_and(|l| e.at - l.at >= GAP) {
+                close(&visit);
+                visit.clear();
+            }
+            visit.push(e);
+        }
+        close(&visit);
+    }
+    (minutes, durations)
+}
+
+fn metrics_of(row: &Value) -> Vec<Value> {
+    row["metrics"].as_array().expect("metrics").clone()
+}
+
+async fn query(app: &TestApp, body: Value) -> Value {
+    let (status, answer) = app.post("/v1/query", &body).await;
+    assert_eq!(status, 200, "{body}: {answer}");
+    answer
+}
+
+/// Waits until the query `whole` answers `want` in its one row.
+async fn settled(app: &TestApp, whole: &Value, want: Vec<Value>) {
+    let start = Instant::now();
+    loop {
+        let answer = query(app, whole.clone()).await;
+        if answer["results"].get(0).map(metrics_of).as_ref() == Some(&want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "visits did not reach {want:?}: {answer}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_web::test]
+async fn visits_match_a_reference_on_every_instance_and_a_bridging_event_merges_two() {
+    let brokers = test_brokers();
+    let prefix = random_prefix();
+    let gap = GAP.to_string();
+    let mut apps = Vec::new();
+    for n in 0..3 {
+        let id = format!("{prefix}v{n}");
+        let extra = [
+            ("ARUS__KAFKA__PARTITIONS", "6"),
+            ("ARUS__SESSIONS__INACTIVITY_MS", gap.as_str()),
+            ("ARUS__INSTANCE_ID", id.as_str()),
+        ];
+        apps.push(spawn_app_on(&brokers, &prefix, &extra).await);
+    }
+    // Two hours ago, on the hour; 720 events over an hour of event time,
+    // 36 users, each now and then idle for longer than the inactivity;
+    // some events a minute or two out of order (within the grace).
+    let now = Utc::now().timestamp_millis();
+    let t0 = (now - 2 * 3_600_000).div_euclid(3_600_000) * 3_600_000;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut stream = Vec::new();
+    for i in 0..720i64 {
+        let base = t0 + i * 5_000;
+        let at = if i % 9 == 4 {
+            base - rng.next(3) as i64 * MINUTE
+        } else {
+            base
+        };
+        // Users come in waves: a third of them sit out each 20 minutes.
+        let wave = (i / 240) as u64;
+        let user = loop {
+            let u = rng.next(36);
+            if u % 3 != wave {
+                break u;
+            }
+        };
+        stream.push(Sent {
+            user: format!("v-user-{user}"),
+            at,
+            page: rng.next(3) != 0,
+        });
+    }
+    // One user with two visits 12 minutes apart (each sent in its place in
+    // time); an event between them, sent once both are counted, bridges
+    // them into one.
+    let bridge = "v-bridge";
+    let sent = |at: i64, page: bool| Sent {
+        user: bridge.into(),
+        at,
+        page,
+    };
+    stream.insert(600, sent(t0 + 50 * MINUTE, true));
+    stream.push(sent(t0 + 62 * MINUTE, false));
+    let bridging = sent(t0 + 57 * MINUTE, true);
+
+    // In time order, both topics together (visits are pruned by the
+    // earlier of their watermarks): runs of user events in one batch, page
+    // views one by one, through all three instances in turn.
+    let mut batch: Vec<Value> = Vec::new();
+    let mut turn = 0usize;
+    for (i, e) in stream.iter().enumerate() {
+        if !e.page {
+            batch.push(e.body(i));
+            if batch.len() < 60 && i + 1 < stream.len() {
+                continue;
+            }
+        }
+        if !batch.is_empty() {
+            let body = json!(std::mem::take(&mut batch));
+            let (status, answer) = apps[turn % 3].post("/events/batch-events", &body).await;
+            assert_eq!(status, 201, "{answer}");
+            turn += 1;
+        }
+        if e.page {
+            let (status, answer) = apps[turn % 3].post("/events/page-view", &e.body(i)).await;
+            assert_eq!(status, 201, "{answer}");
+            turn += 1;
+        }
+    }
+    let range = json!([iso(t0 - 5 * MINUTE), iso(t0 + 90 * MINUTE)]);
+    let whole = json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range});
+    let (minutes, _) = reference(&stream);
+    let before: VisitTotals = minutes.values().fold(VisitTotals::default(), |mut a, t| {
+        a.visits += t.visits;
+        a.bounces += t.bounces;
+        a.pageviews += t.pageviews;
+        a.duration_ms += t.duration_ms;
+        a
+    });
+    settled(&apps[0], &whole, before.answer()).await;
+
+    let (status, answer) = apps[1].post("/events/page-view", &bridging.body(0)).await;
+    assert_eq!(status, 201, "{answer}");
+    stream.push(bridging);
+    let (minutes, mut durations) = reference(&stream);
+    let mut total = VisitTotals::default();
+    for t in minutes.values() {
+        total.visits += t.visits;
+        total.bounces += t.bounces;
+        total.pageviews += t.pageviews;
+        total.duration_ms += t.duration_ms;
+    }
+    // The bridge's two visits became one of 12 minutes.
+    assert_eq!(total.visits, before.visits - 1);
+    assert_eq!(total.duration_ms, before.duration_ms + 12 * MINUTE as u64);
+    durations.sort_unstable();
+
+    for app in &apps {
+        settled(app, &whole, total.answer()).await;
+        // Minute by minute, the same as the reference.
+        let answer = query(
+            app,
+            json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range, "dimensions": ["time:minute"]}),
+        )
+        .await;
+        let got: Vec<(String, Vec<Value>)> = answer["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["metrics"][0] != json!(0))
+            .map(|r| {
+                (
+                    r["dimensions"][0].as_str().expect("time").to_string(),
+                    metrics_of(r),
+                )
+            })
+            .collect();
+        let want: Vec<(String, Vec<Value>)> =
+            minutes.iter().map(|(m, t)| (iso(*m), t.answer())).collect();
+        assert_eq!(got, want);
+        // By hour: the minutes' visits summed (an hour with events but no
+        // visit starting in it answers 0).
+        let answer = query(
+            app,
+            json!({"metrics": ["visits"], "date_range": range, "dimensions": ["time:hour"]}),
+        )
+        .await;
+        let mut hours: BTreeMap<i64, u64> = BTreeMap::new();
+        for (m, t) in &minutes {
+            *hours
+                .entry(m.div_euclid(3_600_000) * 3_600_000)
+                .or_default() += t.visits;
+        }
+        let want: Vec<Value> = hours
+            .iter()
+            .map(|(h, v)| json!({"dimensions": [iso(*h)], "metrics": [v]}))
+            .collect();
+        let got: Vec<Value> = answer["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["metrics"][0] != json!(0))
+            .cloned()
+            .collect();
+        assert_eq!(got, want);
+        // Duration quantiles: within the sketch's 1% of a duration of that
+        // rank, in whole seconds.
+        let answer = query(
+            app,
+            json!({"metrics": ["visit_duration_p50", "visit_duration_p90"], "date_range": range}),
+        )
+        .await;
+        for (i, q) in [0.5, 0.9].into_iter().enumerate() {
+            let exact =
+                durations[(q * (durations.len() - 1) as f64).floor() as usize] as f64 / 1000.0;
+            let got = answer["results"][0]["metrics"][i]
+                .as_f64()
+                .expect("a number");
+            assert!(
+                (got - exact).abs() <= exact * 0.01 + 0.5,
+                "p{}: {got} s against {exact} s",
+                q * 100.0
+            );
+        }
+    }
+    for app in apps {
+        app.stop().await;
+    }
+}

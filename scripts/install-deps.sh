@@ -17,6 +17,8 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # The rollout rehearsal balances load with haproxy.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The dashboard's test drives Debian's Chromium (with playwright-core from npm).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 # The tracing test's OTLP receiver installs into a Python virtual environment.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -eq 0 ]; then

@@ -74,6 +74,34 @@ pub fn query(req: &HttpRequest, keys: &[Secret]) -> Result<(), ApiError> {
     check(req, "x-api-key", keys, "queries")
 }
 
+/// The dashboard and its stream: a read key as for queries, or, since a
+/// browser's `EventSource` and a bookmarked page cannot send a header, in
+/// the URL's `key` parameter (which then shows in access logs and browser
+/// history: use a read-only key).
+pub fn query_in_url(req: &HttpRequest, keys: &[Secret]) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let in_url = actix_web::web::Query::<std::collections::HashMap<String, String>>::from_query(
+        req.query_string(),
+    )
+    .ok()
+    .and_then(|q| q.into_inner().remove("key"));
+    match in_url {
+        Some(given)
+            if keys
+                .iter()
+                .any(|k| equal(k.expose().as_bytes(), given.as_bytes())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::Forbidden(
+            "the credential is not valid for queries".into(),
+        )),
+        None => query(req, keys),
+    }
+}
+
 /// The middleware of the query routes: a GET or HEAD needs a read key when
 /// `security.query_api_keys` is set (in `/events`, the POSTs are ingest,
 /// with their own keys).

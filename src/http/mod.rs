@@ -3,6 +3,7 @@
 mod auth;
 mod body;
 mod chaos;
+mod dashboard;
 mod dead_letters;
 pub mod drain;
 mod health;
@@ -16,6 +17,7 @@ pub mod request_metrics;
 mod routes;
 mod schemas;
 mod state;
+mod stream;
 mod windowed;
 
 pub use body::{declared_length, read_body, read_body_sized};

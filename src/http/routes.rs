@@ -5,8 +5,8 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{guard, HttpRequest, HttpResponse, Resource, ResponseError};
 
 use super::{
-    auth, chaos, dead_letters, health, ingest, lag, metrics, offsets, query, request_metrics,
-    schemas, windowed,
+    auth, chaos, dashboard, dead_letters, health, ingest, lag, metrics, offsets, query,
+    request_metrics, schemas, stream, windowed,
 };
 use crate::error::ApiError;
 
@@ -34,6 +34,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .wrap(actix_web::middleware::from_fn(auth::read_key_for_queries)),
     )
     .service(post("/v1/query", windowed::query))
+    .service(get("/v1/stream", stream::stream))
+    .service(get("/", dashboard::page))
     .service(get("/v1/dead-letters", dead_letters::list))
     .service(post("/v1/dead-letters/replay", dead_letters::replay))
     .service(post("/v1/chaos/shard-outage", chaos::shard_outage))

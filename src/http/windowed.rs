@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::window::WindowConfig;
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{auth, AppState};
 use crate::error::ApiError;
@@ -32,8 +32,12 @@ pub async fn query(
             ApiError::BadRequest(format!("not a query: {e}"))
         }
     })?;
+    Ok(HttpResponse::Ok().json(answer(&state, request, Utc::now().timestamp_millis())?))
+}
+
+/// A query's answer: results, freshness, and the query as normalized.
+pub fn answer(state: &AppState, request: QueryRequest, now: i64) -> Result<Value, ApiError> {
     let config = WindowConfig::from(&state.settings.windows);
-    let now = Utc::now().timestamp_millis();
     let query = normalize(request, now, config.retention_ms[2]).map_err(ApiError::BadRequest)?;
     let kept = Kept {
         retention_ms: config.retention_ms,
@@ -41,15 +45,15 @@ pub async fn query(
     };
     let windows = state.read_model.windows();
     let answer = run(&query, windows, kept, now).map_err(ApiError::BadRequest)?;
-    Ok(HttpResponse::Ok().json(json!({
+    Ok(json!({
         "results": answer.results,
         "meta": {
-            "asOf": super::query::as_of(&state),
+            "asOf": super::query::as_of(state),
             "lag": state.read_model.lag(),
             "openBuckets": answer.open_buckets,
             "resolution": answer.resolution.as_str(),
             "lateEvents": windows.late_total(),
         },
         "query": query.to_json(),
-    })))
+    }))
 }

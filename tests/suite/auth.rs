@@ -268,5 +268,32 @@ async fn query_routes_need_a_read_key_when_read_keys_are_set() {
         let (status, _) = app.get_text(open).await;
         assert_eq!(status, 200, "{open}");
     }
+    // The dashboard and its stream: a browser cannot send the header from
+    // an EventSource, so the key may come in the URL too.
+    for path in ["/", "/v1/stream"] {
+        let status = |path: String, header: Option<(&'static str, &'static str)>| {
+            let mut request = app.client.head(app.url(&path));
+            if let Some(h) = header {
+                request = request.insert_header(h);
+            }
+            async move { request.send().await.expect("answered").status().as_u16() }
+        };
+        assert_eq!(status(path.to_string(), None).await, 401, "{path}");
+        assert_eq!(
+            status(format!("{path}?key=wrong-key"), None).await,
+            403,
+            "{path}"
+        );
+        assert_eq!(
+            status(format!("{path}?key={READ}"), None).await,
+            200,
+            "{path}"
+        );
+        assert_eq!(
+            status(path.to_string(), Some(("x-api-key", READ))).await,
+            200,
+            "{path}"
+        );
+    }
     app.stop().await;
 }

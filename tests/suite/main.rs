@@ -9,6 +9,7 @@ mod auth;
 mod broker_outage;
 mod config_cli;
 mod crash;
+mod dashboard;
 mod dead_letters;
 mod embedded;
 mod exactly_once;

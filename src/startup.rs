@@ -179,6 +179,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(http::cors_guard))
                 .wrap(actix_web::middleware::from_fn(
                     http::drain::close_when_draining,
                 ))

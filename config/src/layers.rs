@@ -109,8 +109,8 @@ impl Loader {
 /// Shown in place of a secret's value.
 pub const REDACTED: &str = "[redacted]";
 
-/// Replaces every secret's value in a merged configuration: the keys and
-/// tokens of `[security]`, and the secret-looking librdkafka settings.
+/// Replaces every secret's value in a merged configuration: the keys,
+/// tokens and salts of `[security]`, and the secret-looking librdkafka settings.
 fn redact(table: &mut Table) {
     let hide = |value: &mut Value| match value {
         Value::String(s) if !s.is_empty() => *s = REDACTED.into(),
@@ -123,7 +123,7 @@ fn redact(table: &mut Table) {
     };
     if let Some(Value::Table(security)) = table.get_mut("security") {
         for (key, value) in security.iter_mut() {
-            if key.ends_with("_keys") || key.ends_with("_token") {
+            if key.ends_with("_keys") || key.ends_with("_token") || key.ends_with("_salt") {
                 hide(value);
             }
         }

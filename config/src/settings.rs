@@ -79,6 +79,7 @@ pub struct SecuritySettings {
     pub ingest_api_keys: Vec<Secret>,
     pub query_api_keys: Vec<Secret>,
     pub admin_token: Secret,
+    pub visitor_salt: Secret,
     pub rate_limit_events_per_second: u64,
     pub rate_limit_burst: u64,
 }
@@ -93,6 +94,7 @@ pub struct HttpSettings {
     pub body_timeout_ms: u64,
     pub max_connections: usize,
     pub trusted_proxies: Vec<String>,
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

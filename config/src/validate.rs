@@ -89,6 +89,22 @@ impl Settings {
         at_least("http.max_batch_size", http.max_batch_size as i64, 1)?;
         at_least("http.body_timeout_ms", http.body_timeout_ms as i64, 100)?;
         at_least("http.max_connections", http.max_connections as i64, 1)?;
+        for origin in &http.cors_allowed_origins {
+            let ok = origin == "*"
+                || origin.split_once("://").is_some_and(|(scheme, rest)| {
+                    matches!(scheme, "http" | "https")
+                        && !rest.is_empty()
+                        && !rest.contains(['/', '?', '#', ' '])
+                });
+            if !ok {
+                return Err(invalid(
+                    "http.cors_allowed_origins",
+                    format!(
+                        "an origin is scheme://host[:port] with no path, like \"https://www.example.com\", or \"*\" (got {origin:?})"
+                    ),
+                ));
+            }
+        }
         for proxy in &http.trusted_proxies {
             if crate::IpRange::parse(proxy).is_none() {
                 return Err(invalid(

@@ -33,7 +33,7 @@ fn correlation_id(req: &HttpRequest) -> String {
 /// The request body, as JSON text: of a media type ingest takes, read
 /// within `http.body_timeout_ms`, at most `http.max_body_bytes` (after
 /// decompression, for a gzip body).
-async fn body(
+pub(super) async fn body(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
@@ -280,7 +280,18 @@ async fn ingest_one<E: SingleEvent>(
 ) -> Result<HttpResponse, ApiError> {
     auth::ingest(req, &state.settings.security.ingest_api_keys)?;
     let body = body(state, req, payload).await?;
-    let value = parse(&body)?;
+    ingest_body::<E>(state, req, &body, topic).await
+}
+
+/// Validates and writes one event read from `body` (JSON text) to `topic`,
+/// as [`ingest_one`] does once the request may ingest.
+async fn ingest_body<E: SingleEvent>(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    topic: &str,
+) -> Result<HttpResponse, ApiError> {
+    let value = parse(body)?;
     current_schema(E::KIND).validate(&value)?;
     let now = Utc::now();
     let mut event = E::from_json(value, Defaults { now })?;
@@ -314,6 +325,15 @@ async fn ingest_one<E: SingleEvent>(
     body[E::SEED_FIELD] = serde_json::to_value(&event)
         .map_err(|e| ApiError::Internal(format!("cannot encode the event: {e}")))?;
     Ok(HttpResponse::Created().json(body))
+}
+
+/// A page view read from `body` (JSON text), for a request that may ingest.
+pub(super) async fn page_view_from(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    ingest_body::<PageView>(state, req, body, &state.page_topic).await
 }
 
 #[tracing::instrument(skip_all)]

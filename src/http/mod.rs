@@ -3,6 +3,7 @@
 mod auth;
 mod body;
 mod chaos;
+mod cors;
 mod dashboard;
 mod dead_letters;
 pub mod drain;
@@ -18,8 +19,10 @@ mod routes;
 mod schemas;
 mod state;
 mod stream;
+mod tracker;
 mod windowed;
 
 pub use body::{declared_length, read_body, read_body_sized};
+pub use cors::guard as cors_guard;
 pub use routes::routes;
 pub use state::AppState;

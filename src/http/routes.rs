@@ -6,7 +6,7 @@ use actix_web::{guard, HttpRequest, HttpResponse, Resource, ResponseError};
 
 use super::{
     auth, chaos, dashboard, dead_letters, health, ingest, lag, metrics, offsets, query,
-    request_metrics, schemas, stream, windowed,
+    request_metrics, schemas, stream, tracker, windowed,
 };
 use crate::error::ApiError;
 
@@ -36,6 +36,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(post("/v1/query", windowed::query))
     .service(get("/v1/stream", stream::stream))
     .service(get("/", dashboard::page))
+    .service(get("/arus.js", tracker::script))
+    .service(post("/v1/track", tracker::track))
     .service(get("/v1/dead-letters", dead_letters::list))
     .service(post("/v1/dead-letters/replay", dead_letters::replay))
     .service(post("/v1/chaos/shard-outage", chaos::shard_outage))

@@ -82,6 +82,7 @@ fn print_shows_the_effective_configuration_with_secrets_redacted() {
         &[
             ("ARUS__SECURITY__ADMIN_TOKEN", token),
             ("ARUS__SECURITY__INGEST_API_KEYS", key),
+            ("ARUS__SECURITY__VISITOR_SALT", "a-salt-of-the-visitor-ids"),
             ("ARUS__KAFKA__CLIENT__SASL_PASSWORD", "hunter2"),
             ("ARUS__KAFKA__CLIENT__SASL_USERNAME", "arus"),
             ("ARUS__KAFKA__PARTITIONS", "12"),
@@ -90,7 +91,7 @@ fn print_shows_the_effective_configuration_with_secrets_redacted() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let printed = text(&out.stdout);
-    for secret in [token, key, "hunter2"] {
+    for secret in [token, key, "hunter2", "a-salt-of-the-visitor-ids"] {
         assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
     }
     let table: toml::Table = printed.parse().expect("the output is TOML");
@@ -106,6 +107,10 @@ fn print_shows_the_effective_configuration_with_secrets_redacted() {
     );
     assert_eq!(
         table["security"]["admin_token"].as_str(),
+        Some("[redacted]")
+    );
+    assert_eq!(
+        table["security"]["visitor_salt"].as_str(),
         Some("[redacted]")
     );
     assert_eq!(

@@ -30,5 +30,6 @@ mod shutdown;
 mod supervision;
 mod topics;
 mod traces;
+mod tracker;
 mod visits;
 mod windows;

@@ -26,6 +26,13 @@ enum Command {
         /// ARUS__SECTION__KEY override both).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Also send realistic demo traffic into this instance (through its
+        /// own HTTP API), so the dashboard at / shows life.
+        #[arg(long)]
+        demo: bool,
+        /// Demo events a second, on average.
+        #[arg(long, value_name = "N", default_value_t = 20.0)]
+        demo_rate: f64,
     },
     /// Check or show a configuration (defaults, file, environment) as
     /// `serve` would load it.
@@ -85,12 +92,25 @@ pub fn run() -> anyhow::Result<()> {
                 Ok(())
             }
         },
-        Command::Serve { config } => {
+        Command::Serve {
+            config,
+            demo,
+            demo_rate,
+        } => {
+            anyhow::ensure!(
+                demo_rate.is_finite() && (0.1..=10_000.0).contains(&demo_rate),
+                "--demo-rate must be from 0.1 to 10000 events a second (got {demo_rate})"
+            );
             let settings = loader(config.as_deref())
                 .load()
                 .context("loading configuration")?;
             telemetry::init_from(&settings.telemetry, &settings.instance_id)?;
             telemetry::exit_on_panic();
+            let settings_key = settings
+                .security
+                .ingest_api_keys
+                .first()
+                .map(|k| k.expose().to_string());
             let runner = actix_web::rt::System::new();
             let (result, embedded) = runner.block_on(async move {
                 let app = match Application::build(settings).await {
@@ -100,6 +120,11 @@ pub fn run() -> anyhow::Result<()> {
                 // The embedded broker outlives every client of it: dropped
                 // first, it leaves them logging errors as they close.
                 let embedded = app.embedded_broker();
+                if demo {
+                    let base = format!("http://127.0.0.1:{}", app.port());
+                    let key = settings_key.clone();
+                    actix_web::rt::spawn(crate::demo::run(base, demo_rate, key));
+                }
                 (app.run_until_stopped().await, embedded)
             });
             drop(runner);

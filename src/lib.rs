@@ -12,6 +12,7 @@
 //! `startup::Application` wires it together for `main` and for the tests.
 
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod health;
 pub mod http;

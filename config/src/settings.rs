@@ -46,6 +46,7 @@ pub struct WindowSettings {
     pub hours_retention_ms: u64,
     pub days_retention_ms: u64,
     pub visitors_lg_k: u8,
+    pub top_pages: usize,
 }
 
 /// A value that must not appear in logs or printed configuration.

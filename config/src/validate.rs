@@ -153,6 +153,12 @@ impl Settings {
             i64::try_from(self.sessions.inactivity_ms).unwrap_or(i64::MAX),
             1_000,
         )?;
+        if !(10..=100_000).contains(&w.top_pages) {
+            return Err(invalid(
+                "windows.top_pages",
+                format!("must be from 10 to 100000 (got {})", w.top_pages),
+            ));
+        }
         if !(4..=21).contains(&w.visitors_lg_k) {
             return Err(invalid(
                 "windows.visitors_lg_k",

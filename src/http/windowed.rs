@@ -45,15 +45,23 @@ pub fn answer(state: &AppState, request: QueryRequest, now: i64) -> Result<Value
     };
     let windows = state.read_model.windows();
     let answer = run(&query, windows, kept, now).map_err(ApiError::BadRequest)?;
+    let mut meta = json!({
+        "asOf": super::query::as_of(state),
+        "lag": state.read_model.lag(),
+        "openBuckets": answer.open_buckets,
+        "resolution": answer.resolution.as_str(),
+        "lateEvents": windows.late_total(),
+    });
+    if let Some((answered, unlisted)) = answer.page_bounds {
+        // Page counts come from bounded tables (windows.top_pages): how far
+        // an answered count may be above the truth, and how often a page
+        // not in the answer may have been read (0 and 0: exact).
+        meta["pageCountBound"] = json!(answered);
+        meta["unlistedPageBound"] = json!(unlisted);
+    }
     Ok(json!({
         "results": answer.results,
-        "meta": {
-            "asOf": super::query::as_of(state),
-            "lag": state.read_model.lag(),
-            "openBuckets": answer.open_buckets,
-            "resolution": answer.resolution.as_str(),
-            "lateEvents": windows.late_total(),
-        },
+        "meta": meta,
         "query": query.to_json(),
     }))
 }

@@ -78,7 +78,53 @@ impl Metric {
 }
 
 const SUPPORTED_METRICS: &str = "visitors, pageviews, events, visits, bounce_rate, visit_duration, visit_duration_p50, visit_duration_p90, views_per_visit";
-const SUPPORTED_DIMENSIONS: &str = "time:minute, time:hour, time:day, event:type";
+const SUPPORTED_DIMENSIONS: &str =
+    "time:minute, time:hour, time:day, and one of event:type, event:page, visit:entry_page, visit:source";
+
+/// A breakdown: rows by a dimension other than time, each with the one
+/// metric that dimension keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breakdown {
+    /// User events by `eventType` (`events`).
+    EventType,
+    /// Page views by `url`, the most read (`pageviews`).
+    Page,
+    /// Visits by their first page view's `url` (`visits`).
+    EntryPage,
+    /// Visits by their entry's referrer host (`visits`).
+    Source,
+}
+
+impl Breakdown {
+    pub const fn dimension(self) -> &'static str {
+        match self {
+            Breakdown::EventType => "event:type",
+            Breakdown::Page => "event:page",
+            Breakdown::EntryPage => "visit:entry_page",
+            Breakdown::Source => "visit:source",
+        }
+    }
+
+    /// The one metric kept by this dimension.
+    pub const fn metric(self) -> Metric {
+        match self {
+            Breakdown::EventType => Metric::Events,
+            Breakdown::Page => Metric::Pageviews,
+            Breakdown::EntryPage | Breakdown::Source => Metric::Visits,
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [
+            Breakdown::EventType,
+            Breakdown::Page,
+            Breakdown::EntryPage,
+            Breakdown::Source,
+        ]
+        .into_iter()
+        .find(|b| b.dimension() == name)
+    }
+}
 /// Plausible's default and largest page of results.
 pub const MAX_LIMIT: u64 = 10_000;
 
@@ -91,7 +137,7 @@ pub struct Query {
     /// The range as asked (`"24h"`, or the pair).
     pub range_asked: Value,
     pub time: Option<Resolution>,
-    pub by_type: bool,
+    pub breakdown: Option<Breakdown>,
     /// `["is", "event:type", [...]]`.
     pub types: Option<Vec<String>>,
     /// Columns (a metric's name or a dimension) and whether descending.
@@ -160,7 +206,7 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
     let (from_ms, to_ms, range_asked) =
         date_range(req.date_range.as_ref(), now_ms, days_retention_ms)?;
     let mut time = None;
-    let mut by_type = false;
+    let mut breakdown: Option<Breakdown> = None;
     for dimension in &req.dimensions {
         match dimension.as_str() {
             "time:minute" | "time:hour" | "time:day" => {
@@ -169,12 +215,19 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
                 }
                 time = Resolution::parse(&dimension[5..]);
             }
-            "event:type" if !by_type => by_type = true,
-            "event:type" => return Err("dimension \"event:type\" is named twice".into()),
-            "event:page" | "visit:referrer" | "visit:entry_page" | "visit:source" => {
-                return Err(format!(
-                    "dimension {dimension:?} is not pre-aggregated by this version; supported dimensions: {SUPPORTED_DIMENSIONS}"
-                ))
+            name if Breakdown::parse(name).is_some() => {
+                if let Some(held) = breakdown {
+                    return Err(format!(
+                        "dimension {name:?} with {:?}: one of event:type, event:page, visit:entry_page, visit:source at a time (each is kept on its own, not crossed)",
+                        held.dimension()
+                    ));
+                }
+                breakdown = Breakdown::parse(name);
+            }
+            "visit:referrer" => {
+                return Err(
+                    "dimension \"visit:referrer\" is not pre-aggregated: referrers are kept by host, as visit:source".into(),
+                )
             }
             other => {
                 return Err(format!(
@@ -187,7 +240,21 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
     for filter in &req.filters {
         types = Some(type_filter(filter, types.is_some())?);
     }
-    if (by_type || types.is_some()) && metrics.iter().any(|m| *m != Metric::Events) {
+    if let Some(b) = breakdown {
+        let kept = b.metric();
+        if let Some(other) = metrics.iter().find(|m| **m != kept) {
+            return Err(format!(
+                "only the metric {:?} is kept by {}; {:?} by it is not pre-aggregated",
+                kept.as_str(),
+                b.dimension(),
+                other.as_str()
+            ));
+        }
+    }
+    if types.is_some() && breakdown.is_some_and(|b| b != Breakdown::EventType) {
+        return Err("the event:type filter goes with event:type or no breakdown".into());
+    }
+    if types.is_some() && metrics.iter().any(|m| *m != Metric::Events) {
         return Err(
             "only the metric \"events\" is kept by event type; visitors, pageviews and visits by event:type are not pre-aggregated"
                 .into(),
@@ -197,8 +264,8 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
     if let Some(r) = time {
         dimensions.push(format!("time:{}", r.as_str()));
     }
-    if by_type {
-        dimensions.push("event:type".into());
+    if let Some(b) = breakdown {
+        dimensions.push(b.dimension().into());
     }
     let order_by = match req.order_by {
         Some(order) => order
@@ -237,7 +304,7 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
         to_ms,
         range_asked,
         time,
-        by_type,
+        breakdown,
         types,
         order_by,
         limit,

@@ -10,7 +10,7 @@ use chrono::{SecondsFormat, TimeZone, Timelike};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use super::request::{iso, Metric, Query};
+use super::request::{iso, Breakdown, Metric, Query};
 
 /// What the windows keep: retention by [`Resolution::index`], and the grace.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +24,10 @@ pub struct Kept {
 pub struct Answer {
     pub results: Vec<Value>,
     pub open_buckets: Vec<String>,
+    /// For a page breakdown: the most any answered count may exceed the
+    /// true one (0: all exact), and how often a page not answered may
+    /// have been read.
+    pub page_bounds: Option<(u64, u64)>,
     /// The bucket size the answer was composed from.
     pub resolution: Resolution,
 }
@@ -151,7 +155,13 @@ pub fn run(q: &Query, store: &WindowStore, kept: Kept, now_ms: i64) -> Result<An
     let mut rows = rows(q, &groups);
     sort(q, &mut rows);
     rows.truncate(q.limit);
+    let page_bounds = (q.breakdown == Some(Breakdown::Page)).then(|| {
+        let answered = rows.iter().map(|r| r.bound).max().unwrap_or(0);
+        let unheld = groups.values().map(|m| m.pages.floor()).max().unwrap_or(0);
+        (answered, unheld)
+    });
     Ok(Answer {
+        page_bounds,
         results: rows
             .into_iter()
             .map(|r| json!({"dimensions": r.dimensions, "metrics": r.metrics}))
@@ -199,10 +209,37 @@ fn tiles(
 
 struct Row {
     time: Option<i64>,
-    event_type: Option<String>,
+    /// The breakdown's item (event type, page, entry page, source).
+    item: Option<String>,
     dimensions: Vec<Value>,
     metrics: Vec<Value>,
     values: Vec<f64>,
+    /// At most this much of the count may be another item's (pages only).
+    bound: u64,
+}
+
+/// What visits without a referrer are called, as web analytics name them.
+pub const DIRECT: &str = "Direct / None";
+
+/// A breakdown's items in a group: name, count, bound on its overcount.
+fn items(breakdown: Breakdown, merged: &Merged) -> Vec<(String, u64, u64)> {
+    let exact = |map: &BTreeMap<String, u64>| -> Vec<(String, u64, u64)> {
+        map.iter().map(|(k, n)| (k.clone(), *n, 0)).collect()
+    };
+    match breakdown {
+        Breakdown::EventType => exact(&merged.types),
+        Breakdown::Page => merged.pages.ranked(),
+        Breakdown::EntryPage => exact(&merged.visits.entries),
+        Breakdown::Source => merged
+            .visits
+            .sources
+            .iter()
+            .map(|(k, n)| {
+                let name = if k.is_empty() { DIRECT } else { k.as_str() };
+                (name.to_string(), *n, 0)
+            })
+            .collect(),
+    }
 }
 
 /// A metric's value in a group, as Plausible rounds it: integers, but
@@ -247,22 +284,23 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                 dims.push(json!(local_iso(q.timezone, *start)));
             }
         };
-        if q.by_type {
-            for (name, count) in &merged.types {
-                if q.types.as_ref().is_some_and(|t| !t.contains(name)) {
+        if let Some(breakdown) = q.breakdown {
+            for (name, count, bound) in items(breakdown, merged) {
+                if q.types.as_ref().is_some_and(|t| !t.contains(&name)) {
                     continue;
                 }
                 let mut dimensions = Vec::new();
                 label(&mut dimensions);
                 dimensions.push(json!(name));
-                // Only `events` is allowed with event:type.
-                let values = vec![*count as f64; q.metrics.len()];
+                // A breakdown has its one metric (see `Breakdown::metric`).
+                let values = vec![count as f64; q.metrics.len()];
                 out.push(Row {
                     time,
-                    event_type: Some(name.clone()),
+                    item: Some(name),
                     dimensions,
                     metrics: vec![json!(count); q.metrics.len()],
                     values,
+                    bound,
                 });
             }
         } else {
@@ -286,7 +324,7 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
             label(&mut dimensions);
             out.push(Row {
                 time,
-                event_type: None,
+                item: None,
                 dimensions,
                 metrics: q
                     .metrics
@@ -295,6 +333,7 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                     .map(|(m, x)| number(*m, *x))
                     .collect(),
                 values,
+                bound: 0,
             });
         }
     }
@@ -310,7 +349,7 @@ fn sort(q: &Query, rows: &mut [Row]) {
             } else if column.starts_with("time:") {
                 a.time.cmp(&b.time)
             } else {
-                a.event_type.cmp(&b.event_type)
+                a.item.cmp(&b.item)
             };
             let order = if *desc { order.reverse() } else { order };
             if order != Ordering::Equal {
@@ -318,8 +357,6 @@ fn sort(q: &Query, rows: &mut [Row]) {
             }
         }
         // Then by the dimensions, for a stable answer.
-        a.time
-            .cmp(&b.time)
-            .then_with(|| a.event_type.cmp(&b.event_type))
+        a.time.cmp(&b.time).then_with(|| a.item.cmp(&b.item))
     });
 }

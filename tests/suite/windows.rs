@@ -288,7 +288,7 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
             "not pre-aggregated",
         ),
         (
-            json!({"metrics": ["pageviews"], "date_range": "24h", "dimensions": ["event:page"]}),
+            json!({"metrics": ["visitors"], "date_range": "24h", "dimensions": ["event:page"]}),
             "not pre-aggregated",
         ),
         (

@@ -514,6 +514,7 @@ mod tests {
         retention_ms: [172_800_000, 7_776_000_000, 63_072_000_000],
         lg_k: 12,
         late_copies: true,
+        top_pages: 200,
     };
 
     fn windows(source: SourcePartition) -> PartitionWindows {

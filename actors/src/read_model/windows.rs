@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::model::source::SourcePartition;
-use crate::window::{Bucket, Resolution, VisitBucket, VisitorUnion, WatermarkMark};
+use crate::window::{Bucket, Resolution, TopKUnion, VisitBucket, VisitorUnion, WatermarkMark};
 
 type Buckets = BTreeMap<(Resolution, i64), Vec<(SourcePartition, Bucket)>>;
 type VisitBuckets = BTreeMap<(Resolution, i64), Vec<(SourcePartition, VisitBucket)>>;
@@ -27,6 +27,8 @@ pub struct Merged {
     pub pageviews: u64,
     pub types: BTreeMap<String, u64>,
     pub visitors: VisitorUnion,
+    /// Page views by page, the most read of each part.
+    pub pages: TopKUnion,
     /// The visits that started in it.
     pub visits: VisitBucket,
     /// Whether it may still change: some partition's watermark has not
@@ -42,6 +44,9 @@ impl Merged {
             *self.types.entry(name.clone()).or_default() += count;
         }
         self.visitors.add(&bucket.visitors);
+        if !bucket.pages.is_empty() {
+            self.pages.add(&bucket.pages);
+        }
     }
 }
 

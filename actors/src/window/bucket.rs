@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::top_k::TopK;
 use super::visitors::Visitors;
 use crate::model::event::Event;
 use crate::state::NOTHING_APPLIED;
@@ -24,6 +25,9 @@ pub struct Bucket {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub types: BTreeMap<String, u64>,
     pub visitors: Visitors,
+    /// Page views by `url`, the most read (a page-views partition's).
+    #[serde(default, skip_serializing_if = "TopK::is_empty")]
+    pub pages: TopK,
     pub as_of: i64,
 }
 
@@ -34,12 +38,14 @@ impl Bucket {
             pageviews: 0,
             types: BTreeMap::new(),
             visitors: Visitors::new(lg_k),
+            pages: TopK::default(),
             as_of: NOTHING_APPLIED,
         }
     }
 
-    /// Counts `event`, read at `offset`.
-    pub fn add(&mut self, offset: i64, event: &Event) {
+    /// Counts `event`, read at `offset`; at most `pages` pages are counted
+    /// by name (see [`TopK`]).
+    pub fn add(&mut self, offset: i64, event: &Event, pages: usize) {
         match event {
             Event::User(e) => {
                 self.events += 1;
@@ -51,7 +57,10 @@ impl Bucket {
                     }
                 }
             }
-            Event::Page(_) => self.pageviews += 1,
+            Event::Page(p) => {
+                self.pageviews += 1;
+                self.pages.add(&p.url, pages);
+            }
         }
         self.visitors.insert(event.user_id());
         self.as_of = offset;

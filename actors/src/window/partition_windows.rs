@@ -37,6 +37,8 @@ pub struct WindowConfig {
     pub retention_ms: [i64; 3],
     pub lg_k: u8,
     pub late_copies: bool,
+    /// Pages counted by name per bucket (see `TopK`).
+    pub top_pages: usize,
 }
 
 impl From<&WindowSettings> for WindowConfig {
@@ -52,6 +54,7 @@ impl From<&WindowSettings> for WindowConfig {
             ],
             lg_k: w.visitors_lg_k,
             late_copies: w.late_copies,
+            top_pages: w.top_pages,
         }
     }
 }
@@ -173,11 +176,11 @@ impl PartitionWindows {
         }
         for resolution in Resolution::ALL {
             let id = (resolution, resolution.start_of(t));
-            let lg_k = self.config.lg_k;
+            let (lg_k, pages) = (self.config.lg_k, self.config.top_pages);
             self.open
                 .entry(id)
                 .or_insert_with(|| Bucket::new(lg_k))
-                .add(offset, event);
+                .add(offset, event, pages);
             self.dirty.insert(id);
         }
         self.mark.max_event_ms = self.mark.max_event_ms.max(t);
@@ -327,6 +330,7 @@ mod tests {
             retention_ms: [30 * MINUTE, 6 * 3_600_000, 2 * 86_400_000],
             lg_k: 12,
             late_copies: true,
+            top_pages: 50,
         }
     }
 

@@ -46,7 +46,8 @@ impl TopK {
             return;
         }
         if self.items.len() < capacity.max(1) {
-            self.items.insert(item.to_owned(), Counted { count: 1, err: 0 });
+            self.items
+                .insert(item.to_owned(), Counted { count: 1, err: 0 });
             return;
         }
         // The least counted item (the first by name among equals, so the
@@ -70,6 +71,10 @@ impl TopK {
         );
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// How often an item absent from the table may have occurred.
     pub fn floor(&self) -> u64 {
         if !self.full {
@@ -83,40 +88,41 @@ impl TopK {
     }
 }
 
-/// Several partitions' tables merged: per item, the summed count and the
-/// summed bound on its overcount (a partition that does not hold the item
-/// adds nothing to the count and its floor to the bound).
+/// Several partitions' tables merged (the mergeable form of Agarwal et
+/// al., 2012): per item, the sum of its counts, where a part that does not
+/// hold it adds its floor (the most it can have had there) to the count
+/// and to the bound. So every count stays an overestimate by at most its
+/// bound, as in one table.
 #[derive(Debug, Clone, Default)]
 pub struct TopKUnion {
     items: BTreeMap<String, Counted>,
     floors: u64,
-    parts: Vec<u64>,
 }
 
 impl TopKUnion {
     pub fn add(&mut self, table: &TopK) {
         let floor = table.floor();
+        for (item, held) in self.items.iter_mut() {
+            if !table.items.contains_key(item) {
+                held.count += floor;
+                held.err += floor;
+            }
+        }
         for (item, c) in &table.items {
             let held = self.items.entry(item.clone()).or_insert(Counted {
-                count: 0,
-                // Every earlier part might have held it, below its floor.
+                // Every earlier part might have had it, below its floor.
+                count: self.floors,
                 err: self.floors,
             });
             held.count += c.count;
             held.err += c.err;
         }
-        for (item, held) in self.items.iter_mut() {
-            if !table.items.contains_key(item) {
-                held.err += floor;
-            }
-        }
         self.floors += floor;
-        self.parts.push(floor);
     }
 
     /// Items by count, most first (then by name): `(item, count, bound)`,
-    /// where the true count is in `count - bound ..= count`, except that an
-    /// item no part held may have occurred up to [`Self::floor`] times.
+    /// where the true count is in `count - bound ..= count`; an item no
+    /// part held occurred at most [`Self::floor`] times.
     pub fn ranked(&self) -> Vec<(String, u64, u64)> {
         let mut out: Vec<(String, u64, u64)> = self
             .items
@@ -174,19 +180,30 @@ mod tests {
         want.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
         // The ten largest: exact, in order, with no overcount possible.
         for i in 0..10 {
-            assert_eq!((&ranked[i].0, ranked[i].1), (want[i].0, *want[i].1), "rank {i}");
+            assert_eq!(
+                (&ranked[i].0, ranked[i].1),
+                (want[i].0, *want[i].1),
+                "rank {i}"
+            );
             assert_eq!(ranked[i].2, 0, "{} may be overcounted", ranked[i].0);
         }
         // Every count held is within its bound of the true count.
         for (page, count, bound) in &ranked {
             let truth = exact[page];
-            assert!(*count >= truth && count - bound <= truth, "{page}: {count}±{bound} vs {truth}");
+            assert!(
+                *count >= truth && count - bound <= truth,
+                "{page}: {count}±{bound} vs {truth}"
+            );
         }
         // A page not held occurred at most the floor.
         let held: std::collections::BTreeSet<&String> = ranked.iter().map(|r| &r.0).collect();
         for (page, truth) in &exact {
             if !held.contains(page) {
-                assert!(*truth <= union.floor(), "{page}: {truth} > {}", union.floor());
+                assert!(
+                    *truth <= union.floor(),
+                    "{page}: {truth} > {}",
+                    union.floor()
+                );
             }
         }
     }
@@ -202,7 +219,11 @@ mod tests {
         u.add(&t);
         assert_eq!(
             u.ranked(),
-            [("/a".into(), 3, 0), ("/b".into(), 1, 0), ("/c".into(), 1, 0)]
+            [
+                ("/a".into(), 3, 0),
+                ("/b".into(), 1, 0),
+                ("/c".into(), 1, 0)
+            ]
         );
         // A fourth page replaces the least counted (the first by name).
         t.add("/d", 3);

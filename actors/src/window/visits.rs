@@ -39,7 +39,7 @@ use crate::state::NOTHING_APPLIED;
 const MINUTE_MS: i64 = 60_000;
 
 /// One visit while it may still change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Visit {
     /// Its first and last event's time.
     pub start: i64,
@@ -47,15 +47,54 @@ pub struct Visit {
     /// Page views and user events in it.
     pub pv: u32,
     pub ev: u32,
+    /// Its first page view (none: user events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Entry>,
+}
+
+/// A visit's first page view: where it entered, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Entry {
+    pub at: i64,
+    pub url: String,
+    /// The referrer's host (`www.` dropped), empty for none or one of the
+    /// same site (a relative referrer).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+}
+
+/// A referrer's host, as web analytics name a visit's source:
+/// `https://www.google.com/search?q=x` → `google.com`; empty for none, and
+/// for a relative referrer (the same site).
+pub fn source_of(referrer: Option<&str>) -> String {
+    let Some(rest) = referrer.and_then(|r| {
+        r.strip_prefix("https://")
+            .or_else(|| r.strip_prefix("http://"))
+    }) else {
+        return String::new();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    host.to_ascii_lowercase()
 }
 
 impl Visit {
-    fn of(t: i64, page: bool) -> Self {
+    fn of(t: i64, event: &Event) -> Self {
+        let entry = match event {
+            Event::Page(p) => Some(Entry {
+                at: t,
+                url: p.url.clone(),
+                source: source_of(p.referrer.as_deref()),
+            }),
+            Event::User(_) => None,
+        };
         Self {
             start: t,
             end: t,
-            pv: u32::from(page),
-            ev: u32::from(!page),
+            pv: u32::from(entry.is_some()),
+            ev: u32::from(entry.is_none()),
+            entry,
         }
     }
 
@@ -64,6 +103,17 @@ impl Visit {
         self.end = self.end.max(other.end);
         self.pv = self.pv.saturating_add(other.pv);
         self.ev = self.ev.saturating_add(other.ev);
+        // The earliest page view (then the least by URL and source, so two
+        // at the same instant give the same entry in any order).
+        if let Some(theirs) = &other.entry {
+            if self.entry.as_ref().is_none_or(|mine| theirs < mine) {
+                self.entry = Some(theirs.clone());
+            }
+        }
+    }
+
+    fn source(&self) -> &str {
+        self.entry.as_ref().map_or("", |e| e.source.as_str())
     }
 
     fn duration_ms(&self) -> u64 {
@@ -87,6 +137,12 @@ pub struct VisitBucket {
     /// Sum of their durations.
     pub duration_ms: u64,
     pub durations: Durations,
+    /// Visits by entry page (those with a page view).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entries: BTreeMap<String, u64>,
+    /// Visits by source (the entry's referrer host; `""` for none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, u64>,
     /// Of these visits, the ones still held (that may still change).
     /// No `asOf`: a bucket is changed by the events of two partitions, and
     /// the offsets it was written at depend on where commits fell; a reader
@@ -101,6 +157,10 @@ impl VisitBucket {
         self.pageviews += u64::from(v.pv);
         self.duration_ms = self.duration_ms.saturating_add(v.duration_ms());
         self.durations.add(v.duration_ms());
+        if let Some(entry) = &v.entry {
+            bump(&mut self.entries, &entry.url, true);
+        }
+        bump(&mut self.sources, v.source(), true);
     }
 
     fn take_back(&mut self, v: &Visit) {
@@ -109,6 +169,10 @@ impl VisitBucket {
         self.pageviews = self.pageviews.saturating_sub(u64::from(v.pv));
         self.duration_ms = self.duration_ms.saturating_sub(v.duration_ms());
         self.durations.remove(v.duration_ms());
+        if let Some(entry) = &v.entry {
+            bump(&mut self.entries, &entry.url, false);
+        }
+        bump(&mut self.sources, v.source(), false);
     }
 
     fn is_empty(&self) -> bool {
@@ -122,7 +186,31 @@ impl VisitBucket {
         self.pageviews += other.pageviews;
         self.duration_ms = self.duration_ms.saturating_add(other.duration_ms);
         self.durations.merge(&other.durations);
+        for (url, n) in &other.entries {
+            *self.entries.entry(url.clone()).or_default() += n;
+        }
+        for (source, n) in &other.sources {
+            *self.sources.entry(source.clone()).or_default() += n;
+        }
         self.open += other.open;
+    }
+}
+
+/// Adds one to `key`'s count, or takes one back (and the key with its
+/// last count, so an emptied map is the same bytes as one never filled).
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, add: bool) {
+    if add {
+        match map.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(key.to_owned(), 1);
+            }
+        }
+    } else if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
     }
 }
 
@@ -265,7 +353,7 @@ impl PartitionVisits {
         let t = event.timestamp_ms();
         self.mark.max_event_ms[i] = self.mark.max_event_ms[i].max(t);
         self.mark_changed = true;
-        let mut merged = Visit::of(t, matches!(event, Event::Page(_)));
+        let mut merged = Visit::of(t, event);
         let user = event.user_id();
         let gap = self.config.inactivity_ms;
         let reaches = |v: &Visit| t - v.end < gap && v.start - t < gap;
@@ -294,13 +382,13 @@ impl PartitionVisits {
         let mut taken = Vec::new();
         list.retain(|v| {
             if reaches(v) {
-                taken.push(*v);
+                taken.push(v.clone());
                 return false;
             }
             true
         });
         let at = list.partition_point(|v| v.start < merged.start);
-        list.insert(at, merged);
+        list.insert(at, merged.clone());
         self.by_first_end.insert((list[0].end, user.to_owned()));
         self.dirty_users.insert(user.to_owned());
         for v in &taken {
@@ -699,5 +787,62 @@ mod tests {
         // The second visit's minute is left empty: deleted.
         assert_eq!(minute(&flushed, t + 12 * MINUTE_MS), Some(None));
         assert_eq!(v.open_users(), 1);
+    }
+
+    #[test]
+    fn a_visit_enters_at_its_earliest_page_view_from_its_referrer_host() {
+        assert_eq!(
+            source_of(Some("https://www.Google.com/search?q=x")),
+            "google.com"
+        );
+        assert_eq!(
+            source_of(Some("http://user@news.example:8080/a")),
+            "news.example:8080"
+        );
+        assert_eq!(source_of(Some("/pricing")), "");
+        assert_eq!(source_of(None), "");
+        let view = |url: &str, referrer: &str, ms: i64| {
+            Event::Page(
+                PageView::from_json(
+                    Json::of(&json!({"userId": "a", "url": url, "referrer": referrer, "timestamp": at(ms)})),
+                    Defaults { now: Utc::now() },
+                )
+                .expect("valid"),
+            )
+        };
+        let t = T0 + 30 * MINUTE_MS;
+        let events = [
+            (
+                InputTopic::PageViews,
+                view("/later", "https://twitter.com/x", t),
+            ),
+            (InputTopic::UserEvents, event(false, "a", t - MINUTE_MS)),
+            // Out of order: the earliest page view, so the entry.
+            (
+                InputTopic::PageViews,
+                view("/first", "https://www.google.com/", t - 2 * MINUTE_MS),
+            ),
+        ];
+        let mut v = PartitionVisits::new(0, config(), Vec::new());
+        let mut offsets = [0i64, 0];
+        for (topic, e) in &events {
+            let side = usize::from(*topic == InputTopic::PageViews);
+            assert!(v.apply(*topic, offsets[side], e));
+            offsets[side] += 1;
+        }
+        let bucket = v
+            .flush()
+            .into_iter()
+            .find_map(|e| match e {
+                VisitEntry::Bucket(Resolution::Hour, _, Some(b)) => Some(b),
+                _ => None,
+            })
+            .expect("an hour");
+        assert_eq!(bucket.visits, 1);
+        assert_eq!(bucket.entries, BTreeMap::from([("/first".to_string(), 1)]));
+        assert_eq!(
+            bucket.sources,
+            BTreeMap::from([("google.com".to_string(), 1)])
+        );
     }
 }

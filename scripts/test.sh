@@ -17,6 +17,8 @@ ARUS_TEST_NODE_TOOLS=$(scripts/node-tools.sh install)
 export ARUS_TEST_NODE_TOOLS
 ARUS_TEST_K8S_TOOLS=$(scripts/k8s-tools.sh install)
 export ARUS_TEST_K8S_TOOLS
+ARUS_TEST_API_TOOLS=$(scripts/api-tools.sh install)
+export ARUS_TEST_API_TOOLS
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check

@@ -127,7 +127,16 @@ pub fn run() -> anyhow::Result<()> {
                 }
                 (app.run_until_stopped().await, embedded)
             });
-            drop(runner);
+            if result.is_err() {
+                // A failed start (the HTTP port in use, say) leaves actors
+                // started before it with work scheduled; dropping the
+                // runtime would poll them once more with no runtime under
+                // them, a panic that hides the error. The process ends
+                // here with the error instead.
+                std::mem::forget(runner);
+            } else {
+                drop(runner);
+            }
             drop(embedded);
             telemetry::shutdown();
             result

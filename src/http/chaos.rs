@@ -72,6 +72,8 @@ fn check_shard(state: &AppState, metric: &str, shard: usize) -> Result<MetricKin
     Ok(kind)
 }
 
+#[utoipa::path(post, path = "/v1/chaos/shard-outage", tag = "admin",
+    responses((status = 200, description = "Fault injected (chaos.enabled only)", body = super::openapi::AdminAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 409, description = "Conflicts with the current state", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 pub async fn shard_outage(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -113,6 +115,8 @@ async fn into_shard(
     Ok(HttpResponse::Accepted().json(json!({"metric": body.metric, "shard": body.shard})))
 }
 
+#[utoipa::path(post, path = "/v1/chaos/panic", tag = "admin",
+    responses((status = 200, description = "The process panics (chaos.enabled only)", body = super::openapi::AdminAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 409, description = "Conflicts with the current state", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 pub async fn panic(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -121,6 +125,8 @@ pub async fn panic(
     into_shard(&state, &req, payload, "panic", arus_actors::Router::crash).await
 }
 
+#[utoipa::path(post, path = "/v1/chaos/shard-stop", tag = "admin",
+    responses((status = 200, description = "A shard stopped (chaos.enabled only)", body = super::openapi::AdminAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 409, description = "Conflicts with the current state", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 pub async fn shard_stop(
     state: web::Data<AppState>,
     req: HttpRequest,

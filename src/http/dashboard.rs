@@ -10,6 +10,9 @@ use crate::error::ApiError;
 
 const PAGE: &str = include_str!("dashboard.html");
 
+#[utoipa::path(get, path = "/", tag = "query",
+    params(("key" = Option<String>, Query, description = "A read key")),
+    responses((status = 200, description = "The live dashboard", content_type = "text/html", body = String), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     auth::query_in_url(&req, &state.settings.security.query_api_keys)?;
     Ok(HttpResponse::Ok()

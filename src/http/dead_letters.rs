@@ -17,6 +17,9 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "admin", operation_id = "list_dead_letters",
+    params(("limit" = Option<u64>, Query)),
+    responses((status = 200, description = "The newest dead letters", body = super::openapi::AdminAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 409, description = "Conflicts with the current state", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
@@ -68,6 +71,8 @@ const MAX_REPLAY: usize = 100;
 /// goes to its source topic with its key, value and headers as they were,
 /// plus `x-replayed-from`; there it is consumed like a new record (it is
 /// counted once per replay unless its value carries an `eventId`).
+#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "admin", request_body = super::openapi::AdminAnswer,
+    responses((status = 200, description = "Replayed", body = super::openapi::AdminAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 409, description = "Conflicts with the current state", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn replay(
     state: web::Data<AppState>,

@@ -336,6 +336,8 @@ pub(super) async fn page_view_from(
     ingest_body::<PageView>(state, req, body, &state.page_topic).await
 }
 
+#[utoipa::path(post, path = "/events/user-event", tag = "ingest", request_body = super::openapi::UserEventIn,
+    responses((status = 201, description = "Written to Kafka", body = super::openapi::Accepted), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 408, description = "The body did not arrive in time", body = super::openapi::ErrorBody), (status = 413, description = "Too large", body = super::openapi::ErrorBody), (status = 415, description = "Unsupported media type", body = super::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn user_event(
     state: web::Data<AppState>,
@@ -345,6 +347,8 @@ pub async fn user_event(
     ingest_one::<UserEvent>(&state, &req, payload, &state.user_topic).await
 }
 
+#[utoipa::path(post, path = "/events/page-view", tag = "ingest", request_body = super::openapi::PageViewIn,
+    responses((status = 201, description = "Written to Kafka", body = super::openapi::Accepted), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 408, description = "The body did not arrive in time", body = super::openapi::ErrorBody), (status = 413, description = "Too large", body = super::openapi::ErrorBody), (status = 415, description = "Unsupported media type", body = super::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn page_view(
     state: web::Data<AppState>,
@@ -356,6 +360,8 @@ pub async fn page_view(
 
 /// A JSON array of user events (or `{"events": [...]}`), validated whole
 /// before the first is written.
+#[utoipa::path(post, path = "/events/batch-events", tag = "ingest", request_body = Vec<super::openapi::UserEventIn>,
+    responses((status = 201, description = "Every event written to Kafka", body = super::openapi::BatchAccepted), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 408, description = "The body did not arrive in time", body = super::openapi::ErrorBody), (status = 413, description = "Too large", body = super::openapi::ErrorBody), (status = 415, description = "Unsupported media type", body = super::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn batch_events(
     state: web::Data<AppState>,

@@ -297,6 +297,8 @@ fn registry(state: &AppState) -> Result<Registry, prometheus::Error> {
     Ok(registry)
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
 pub async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let failed = |e: prometheus::Error| ApiError::Internal(format!("cannot gather metrics: {e}"));
     let families = registry(&state).map_err(failed)?.gather();

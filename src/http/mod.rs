@@ -12,6 +12,7 @@ mod ingest;
 mod lag;
 mod metrics;
 mod offsets;
+pub mod openapi;
 mod query;
 pub mod rate_limit;
 pub mod request_metrics;

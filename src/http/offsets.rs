@@ -52,6 +52,9 @@ async fn with_reader<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("group {group}'s offsets: {e:#}")))
 }
 
+#[utoipa::path(get, path = "/v1/consumer-groups/{group}/offsets", tag = "admin",
+    params(("group" = String, Path)),
+    responses((status = 200, description = "A group's offsets and members", body = super::openapi::AdminAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 409, description = "Conflicts with the current state", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(group = %path))]
 pub async fn group_offsets(
     state: web::Data<AppState>,
@@ -96,6 +99,9 @@ struct GroupNow {
     retries_unread: usize,
 }
 
+#[utoipa::path(post, path = "/v1/consumer-groups/{group}/reset", tag = "admin", request_body = super::openapi::AdminAnswer,
+    params(("group" = String, Path)),
+    responses((status = 200, description = "Offsets reset", body = super::openapi::AdminAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 409, description = "Conflicts with the current state", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(group = %path))]
 pub async fn reset(
     state: web::Data<AppState>,

@@ -36,6 +36,8 @@ fn event_counts_body(state: &AppState) -> (Value, u64) {
     (json!(counts), total)
 }
 
+#[utoipa::path(get, path = "/events/analytics/event-counts", tag = "query",
+    responses((status = 200, description = "User events by type", body = super::openapi::EventCounts), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn event_counts(state: web::Data<AppState>) -> HttpResponse {
     let (counts, total) = event_counts_body(&state);
@@ -53,6 +55,9 @@ pub struct ActiveUsersQuery {
     window_seconds: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/events/analytics/active-users", tag = "query",
+    params(("windowSeconds" = Option<u64>, Query, minimum = 1, maximum = 31622400, description = "Active within this many seconds (default aggregator.active_window_seconds)")),
+    responses((status = 200, description = "Users seen within the window", body = super::openapi::ActiveUsers), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn active_users(
     state: web::Data<AppState>,
@@ -110,6 +115,9 @@ fn page_pairs(state: &AppState, limit: usize) -> Value {
 /// The seed's top pages: a bare array of `[url, views]` pairs (10 unless
 /// `limit` says otherwise). The same with durations and freshness is
 /// `GET /v1/top-pages`.
+#[utoipa::path(get, path = "/events/analytics/top-pages", tag = "query",
+    params(("limit" = Option<u64>, Query, minimum = 1, maximum = 1000)),
+    responses((status = 200, description = "`[url, views]` pairs, most viewed first", body = Vec<Vec<serde_json::Value>>), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn top_pages(
     state: web::Data<AppState>,
@@ -120,6 +128,9 @@ pub async fn top_pages(
 }
 
 /// The top pages with their average durations, the limit and freshness.
+#[utoipa::path(get, path = "/v1/top-pages", tag = "query",
+    params(("limit" = Option<u64>, Query, minimum = 1, maximum = 1000)),
+    responses((status = 200, description = "Top pages with durations", body = super::openapi::TopPagesDetail), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn top_pages_detail(
     state: web::Data<AppState>,
@@ -134,6 +145,8 @@ pub async fn top_pages_detail(
     })))
 }
 
+#[utoipa::path(get, path = "/events/analytics/sessions", tag = "query",
+    responses((status = 200, description = "Login-to-logout sessions", body = super::openapi::SessionsAnswer), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn sessions(state: web::Data<AppState>) -> HttpResponse {
     let mut body = json!(state.read_model.sessions());
@@ -142,6 +155,9 @@ pub async fn sessions(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
+#[utoipa::path(get, path = "/events/analytics/users/{user_id}", tag = "query",
+    params(("user_id" = String, Path)),
+    responses((status = 200, description = "One user's activity", body = super::openapi::UserAnswer), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn user(
     state: web::Data<AppState>,
@@ -164,6 +180,8 @@ pub async fn user(
 /// The seed's dashboard call (`timestamp`, `activeUsers`, `activeSessions`,
 /// `eventCounts`, `topPages` as five `[url, views]` pairs), with arus's
 /// totals, sessions, pages with durations and freshness beside them.
+#[utoipa::path(get, path = "/events/analytics", tag = "query",
+    responses((status = 200, description = "The seed's dashboard call", body = super::openapi::Analytics), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn analytics(state: web::Data<AppState>) -> HttpResponse {
     let (counts, total) = event_counts_body(&state);
@@ -188,6 +206,8 @@ pub async fn analytics(state: web::Data<AppState>) -> HttpResponse {
 /// Totals (the seed's `totalEvents`, `eventsByType`, `eventsByUser`) and
 /// this instance's consumer. `eventsByUser` holds the
 /// `aggregator.events_by_user_limit` users with the most user events.
+#[utoipa::path(get, path = "/events/stats", tag = "query",
+    responses((status = 200, description = "Totals and this instance's consumer", body = super::openapi::Stats), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     let (counts, total) = event_counts_body(&state);

@@ -5,7 +5,7 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{guard, HttpRequest, HttpResponse, Resource, ResponseError};
 
 use super::{
-    auth, chaos, dashboard, dead_letters, health, ingest, lag, metrics, offsets, query,
+    auth, chaos, dashboard, dead_letters, health, ingest, lag, metrics, offsets, openapi, query,
     request_metrics, schemas, stream, tracker, windowed,
 };
 use crate::error::ApiError;
@@ -54,6 +54,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(post("/v1/consumer/pause", lag::pause))
     .service(post("/v1/consumer/resume", lag::resume))
     .service(get("/metrics", metrics::scrape))
+    .service(get("/openapi.json", openapi::openapi_json))
+    .service(
+        utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+            .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+    )
     .service(get("/health/live", health::live))
     .service(get("/health/ready", health::ready))
     .default_service(web::to(not_found));

@@ -8,6 +8,8 @@ use serde_json::json;
 
 use crate::error::ApiError;
 
+#[utoipa::path(get, path = "/v1/schemas", tag = "health", operation_id = "list_schemas",
+    responses((status = 200, description = "The event schemas", body = super::openapi::SchemaList)))]
 pub async fn list() -> HttpResponse {
     let schemas: Vec<_> = schema::built_in()
         .versions()
@@ -30,6 +32,9 @@ pub async fn list() -> HttpResponse {
     }))
 }
 
+#[utoipa::path(get, path = "/v1/schemas/{kind}/{version}", tag = "health",
+    params(("kind" = String, Path, example = "user-event"), ("version" = String, Path, example = "1")),
+    responses((status = 200, description = "A JSON Schema", content_type = "application/schema+json", body = Object), (status = 404, description = "Not found", body = super::openapi::ErrorBody)))]
 pub async fn document(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (kind_name, version) = path.into_inner();
     let kind = Kind::parse(&kind_name).ok_or_else(|| {

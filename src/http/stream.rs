@@ -98,6 +98,9 @@ fn event(id: u64, data: &Value) -> Bytes {
     Bytes::from(format!("id: {id}\nevent: snapshot\ndata: {data}\n\n"))
 }
 
+#[utoipa::path(get, path = "/v1/stream", tag = "query",
+    params(("key" = Option<String>, Query, description = "A read key, for an EventSource")),
+    responses((status = 200, description = "Server-Sent Events: a snapshot a second", content_type = "text/event-stream", body = String), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn stream(
     req: HttpRequest,

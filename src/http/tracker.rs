@@ -26,6 +26,8 @@ use crate::error::ApiError;
 
 const SCRIPT: &str = include_str!("arus.js");
 
+#[utoipa::path(get, path = "/arus.js", tag = "ingest",
+    responses((status = 200, description = "The browser tracker", content_type = "text/javascript", body = String)))]
 pub async fn script() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
@@ -74,6 +76,9 @@ fn visitor(state: &AppState, req: &HttpRequest) -> String {
     format!("anon-{:016x}", h.finish())
 }
 
+#[utoipa::path(post, path = "/v1/track", tag = "ingest",
+    request_body(content((super::openapi::Beacon = "text/plain"), (super::openapi::Beacon = "application/json"))),
+    responses((status = 201, description = "The page view, written to Kafka", body = super::openapi::Accepted), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 408, description = "The body did not arrive in time", body = super::openapi::ErrorBody), (status = 413, description = "Too large", body = super::openapi::ErrorBody), (status = 415, description = "Unsupported media type", body = super::openapi::ErrorBody), (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody), (status = 503, description = "Not ready, or Kafka did not take the event (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn track(
     state: web::Data<AppState>,

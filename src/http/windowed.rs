@@ -13,6 +13,8 @@ use crate::stats_api::{normalize, run, Kept, QueryRequest};
 /// A query is small; anything bigger is not one.
 const MAX_QUERY_BYTES: usize = 64 * 1024;
 
+#[utoipa::path(post, path = "/v1/query", tag = "query", request_body = super::openapi::QueryBody,
+    responses((status = 200, description = "Rows, freshness, the normalized query", body = super::openapi::QueryAnswer), (status = 400, description = "Bad request (names the field)", body = super::openapi::ErrorBody), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 413, description = "Too large", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn query(
     req: HttpRequest,

@@ -132,3 +132,16 @@ fn print_shows_the_effective_configuration_with_secrets_redacted() {
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(text(&again.stdout), text(&plain.stdout));
 }
+
+/// A port in use: `serve` ends with that error, exit status 1, not a
+/// panic of the actors it had started (on the in-memory broker, no setup).
+#[test]
+fn serve_on_a_port_in_use_says_so_and_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let bind = taken.local_addr().expect("address").to_string();
+    let out = arus(&["serve"], &[("ARUS__HTTP__BIND", bind.as_str())]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

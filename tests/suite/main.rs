@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod broker_outage;
 mod config_cli;
+mod contract;
 mod crash;
 mod dashboard;
 mod dead_letters;

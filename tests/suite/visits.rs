@@ -123,6 +123,67 @@ async fn query(app: &TestApp, body: Value) -> Value {
     answer
 }
 
+/// 720 events over an hour of event time from `t0`, 36 users, each now
+/// and then idle for longer than the inactivity; some events a minute or
+/// two out of order (within the grace).
+fn generated(t0: i64) -> Vec<Sent> {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut stream = Vec::new();
+    for i in 0..720i64 {
+        let base = t0 + i * 5_000;
+        let at = if i % 9 == 4 {
+            base - rng.next(3) as i64 * MINUTE
+        } else {
+            base
+        };
+        // Users come in waves: a third of them sit out each 20 minutes.
+        let wave = (i / 240) as u64;
+        let user = loop {
+            let u = rng.next(36);
+            if u % 3 != wave {
+                break u;
+            }
+        };
+        stream.push(Sent {
+            user: format!("v-user-{user}"),
+            at,
+            page: rng.next(3) != 0,
+        });
+    }
+    stream
+}
+
+/// Sends `stream` in time order, both topics together (visits are pruned
+/// by the earlier of their watermarks): runs of user events in one batch,
+/// page views one by one, through `apps` in turn.
+async fn post_in_order(apps: &[&TestApp], stream: &[Sent]) {
+    let mut batch: Vec<Value> = Vec::new();
+    let mut turn = 0usize;
+    for (i, e) in stream.iter().enumerate() {
+        if !e.page {
+            batch.push(e.body(i));
+            if batch.len() < 60 && i + 1 < stream.len() {
+                continue;
+            }
+        }
+        if !batch.is_empty() {
+            let body = json!(std::mem::take(&mut batch));
+            let (status, answer) = apps[turn % apps.len()]
+                .post("/events/batch-events", &body)
+                .await;
+            assert_eq!(status, 201, "{answer}");
+            turn += 1;
+        }
+        if e.page {
+            let (status, answer) = apps[turn % apps.len()]
+                .post("/events/page-view", &e.body(i))
+                .await;
+            assert_eq!(status, 201, "{answer}");
+            turn += 1;
+        }
+    }
+}
+
 /// Waits until the query `whole` answers `want` in its one row.
 async fn settled(app: &TestApp, whole: &Value, want: Vec<Value>) {
     let start = Instant::now();
@@ -159,29 +220,7 @@ async fn visits_match_a_reference_on_every_instance_and_a_bridging_event_merges_
     // some events a minute or two out of order (within the grace).
     let now = Utc::now().timestamp_millis();
     let t0 = (now - 2 * 3_600_000).div_euclid(3_600_000) * 3_600_000;
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let mut stream = Vec::new();
-    for i in 0..720i64 {
-        let base = t0 + i * 5_000;
-        let at = if i % 9 == 4 {
-            base - rng.next(3) as i64 * MINUTE
-        } else {
-            base
-        };
-        // Users come in waves: a third of them sit out each 20 minutes.
-        let wave = (i / 240) as u64;
-        let user = loop {
-            let u = rng.next(36);
-            if u % 3 != wave {
-                break u;
-            }
-        };
-        stream.push(Sent {
-            user: format!("v-user-{user}"),
-            at,
-            page: rng.next(3) != 0,
-        });
-    }
+    let mut stream = generated(t0);
     // One user with two visits 12 minutes apart (each sent in its place in
     // time); an event between them, sent once both are counted, bridges
     // them into one.
@@ -195,30 +234,8 @@ async fn visits_match_a_reference_on_every_instance_and_a_bridging_event_merges_
     stream.push(sent(t0 + 62 * MINUTE, false));
     let bridging = sent(t0 + 57 * MINUTE, true);
 
-    // In time order, both topics together (visits are pruned by the
-    // earlier of their watermarks): runs of user events in one batch, page
-    // views one by one, through all three instances in turn.
-    let mut batch: Vec<Value> = Vec::new();
-    let mut turn = 0usize;
-    for (i, e) in stream.iter().enumerate() {
-        if !e.page {
-            batch.push(e.body(i));
-            if batch.len() < 60 && i + 1 < stream.len() {
-                continue;
-            }
-        }
-        if !batch.is_empty() {
-            let body = json!(std::mem::take(&mut batch));
-            let (status, answer) = apps[turn % 3].post("/events/batch-events", &body).await;
-            assert_eq!(status, 201, "{answer}");
-            turn += 1;
-        }
-        if e.page {
-            let (status, answer) = apps[turn % 3].post("/events/page-view", &e.body(i)).await;
-            assert_eq!(status, 201, "{answer}");
-            turn += 1;
-        }
-    }
+    let targets: Vec<&TestApp> = apps.iter().collect();
+    post_in_order(&targets, &stream).await;
     let range = json!([iso(t0 - 5 * MINUTE), iso(t0 + 90 * MINUTE)]);
     let whole = json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range});
     let (minutes, _) = reference(&stream);
@@ -499,4 +516,90 @@ async fn breakdowns_by_page_entry_page_and_source_match_a_reference() {
             > 0
     );
     app.stop().await;
+}
+
+/// Two instances; the one holding partitions is killed with SIGKILL while
+/// the stream is being sent (its open transaction and uncommitted visits
+/// lost), the other takes its partitions over from the changelog, and the
+/// killed one comes back under its name: both answer the reference's
+/// visits, minute by minute.
+#[actix_web::test]
+async fn visits_survive_kill_9_mid_stream_and_agree_after_the_restart() {
+    use crate::helpers::process::Process;
+    use crate::helpers::workload::WAIT;
+
+    let brokers = test_brokers();
+    let prefix = random_prefix();
+    let gap = GAP.to_string();
+    let extra = [
+        ("ARUS__KAFKA__PARTITIONS", "6"),
+        ("ARUS__SESSIONS__INACTIVITY_MS", gap.as_str()),
+    ];
+    let (a_id, b_id) = (format!("{prefix}ka"), format!("{prefix}kb"));
+    let a = Process::start(&brokers, &prefix, &a_id, &extra);
+    let b = Process::start(&brokers, &prefix, &b_id, &extra);
+    let a_http = TestApp::remote(a.address.clone(), &brokers, &prefix).await;
+    let b_http = TestApp::remote(b.address.clone(), &brokers, &prefix).await;
+    let now = Utc::now().timestamp_millis();
+    let t0 = (now - 2 * 3_600_000).div_euclid(3_600_000) * 3_600_000;
+    let stream = generated(t0);
+    post_in_order(&[&a_http], &stream[..300]).await;
+    let stats = b_http
+        .wait_for("/events/stats", WAIT, |s| {
+            s["consumer"]["recordsConsumed"].as_u64() > Some(0)
+        })
+        .await;
+    assert!(
+        stats["consumer"]["assignedPartitions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty()),
+        "{stats}"
+    );
+    let through_a = [&a_http];
+    let more = post_in_order(&through_a, &stream[300..500]);
+    let kill = async {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        b.kill();
+    };
+    futures::join!(more, kill);
+    post_in_order(&[&a_http], &stream[500..]).await;
+
+    let (minutes, _) = reference(&stream);
+    let mut total = VisitTotals::default();
+    for t in minutes.values() {
+        total.visits += t.visits;
+        total.bounces += t.bounces;
+        total.pageviews += t.pageviews;
+        total.duration_ms += t.duration_ms;
+    }
+    let range = json!([iso(t0 - 5 * MINUTE), iso(t0 + 90 * MINUTE)]);
+    let whole = json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range});
+    settled(&a_http, &whole, total.answer()).await;
+    let b = Process::start(&brokers, &prefix, &b_id, &extra);
+    let b_http = TestApp::remote(b.address.clone(), &brokers, &prefix).await;
+    for app in [&a_http, &b_http] {
+        settled(app, &whole, total.answer()).await;
+        let answer = query(
+            app,
+            json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range, "dimensions": ["time:minute"]}),
+        )
+        .await;
+        let got: Vec<(String, Vec<Value>)> = answer["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["metrics"][0] != json!(0))
+            .map(|r| {
+                (
+                    r["dimensions"][0].as_str().expect("time").to_string(),
+                    metrics_of(r),
+                )
+            })
+            .collect();
+        let want: Vec<(String, Vec<Value>)> =
+            minutes.iter().map(|(m, t)| (iso(*m), t.answer())).collect();
+        assert_eq!(got, want);
+    }
+    assert!(b.terminate().success());
+    assert!(a.terminate().success());
 }

@@ -65,7 +65,10 @@ try {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  out.eventTypes = await page.evaluate(() => [...document.querySelectorAll("#types tr td.bar em")].map((e) => e.textContent));
+  const texts = (id) => page.evaluate((id) => [...document.querySelectorAll("#" + id + " tr td.bar em")].map((e) => e.textContent), id);
+  out.eventTypes = await texts("types");
+  out.sources = await texts("sources");
+  out.pages = await texts("pages");
   await page.screenshot({ path: screenshot, fullPage: true });
 } finally {
   await browser.close();

@@ -64,6 +64,11 @@ async fn the_dashboard_shows_posted_events_with_the_query_apis_numbers() {
     let mut types: Vec<String> = serde_json::from_value(out["eventTypes"].clone()).expect("types");
     types.sort();
     assert_eq!(types, ["login", "purchase", "view"]);
+    // The page views came with no referrer: one source; four pages.
+    assert_eq!(out["sources"], json!(["Direct / None"]));
+    let mut pages: Vec<String> = serde_json::from_value(out["pages"].clone()).expect("pages");
+    pages.sort();
+    assert_eq!(pages, ["/b/0", "/b/1", "/b/2", "/b/3"]);
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     app.stop().await;

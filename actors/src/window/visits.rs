@@ -26,7 +26,7 @@
 //! yet is pruned by the other topic alone, and that topic's first events,
 //! if older than the visits already pruned, start visits of their own.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,10 @@ impl Visit {
         }
     }
 
+    fn entry_url(&self) -> Option<&str> {
+        self.entry.as_ref().map(|e| e.url.as_str())
+    }
+
     fn source(&self) -> &str {
         self.entry.as_ref().map_or("", |e| e.source.as_str())
     }
@@ -177,6 +181,31 @@ impl VisitBucket {
 
     fn is_empty(&self) -> bool {
         self.visits == 0 && self.open == 0
+    }
+
+    /// `old` grew into `new` (one visit, the same start): the difference.
+    fn replace(&mut self, old: &Visit, new: &Visit) {
+        self.bounces =
+            (self.bounces + u64::from(new.bounce())).saturating_sub(u64::from(old.bounce()));
+        self.pageviews = (self.pageviews + u64::from(new.pv)).saturating_sub(u64::from(old.pv));
+        self.duration_ms = self
+            .duration_ms
+            .saturating_add(new.duration_ms())
+            .saturating_sub(old.duration_ms());
+        self.durations.remove(old.duration_ms());
+        self.durations.add(new.duration_ms());
+        if old.entry_url() != new.entry_url() {
+            if let Some(u) = old.entry_url() {
+                bump(&mut self.entries, u, false);
+            }
+            if let Some(u) = new.entry_url() {
+                bump(&mut self.entries, u, true);
+            }
+        }
+        if old.source() != new.source() {
+            bump(&mut self.sources, old.source(), false);
+            bump(&mut self.sources, new.source(), true);
+        }
     }
 
     /// Adds another partition's part (a query's merge).
@@ -279,6 +308,17 @@ pub enum VisitEntry {
     Mark(VisitMark),
 }
 
+/// One user's open visits, and where the prune index has them.
+#[derive(Default)]
+struct UserVisits {
+    visits: Vec<Visit>,
+    /// The end under which `by_first_end` holds this user: at most the
+    /// first visit's end (ends only grow, but for an earlier visit arriving
+    /// out of order, which lowers it). Other entries of the user in the
+    /// index are stale and skipped.
+    indexed: i64,
+}
+
 /// Visits of one partition number, fed by both its partition consumers.
 pub struct PartitionVisits {
     partition: i32,
@@ -286,10 +326,14 @@ pub struct PartitionVisits {
     mark: VisitMark,
     mark_changed: bool,
     /// Each user's open visits, by start, gaps of at least the inactivity.
-    users: HashMap<String, Vec<Visit>>,
-    /// (end of the user's first visit, user): who to look at when pruning.
+    users: HashMap<String, UserVisits>,
+    /// (an end, user): when to look at a user's visits again for pruning.
+    /// Updated lazily (see [`UserVisits::indexed`]), so an event that only
+    /// extends a visit touches no index.
     by_first_end: BTreeSet<(i64, String)>,
-    dirty_users: BTreeSet<String>,
+    /// Users changed since the last flush (a hash set: looked up at every
+    /// event; sorted when flushed, so the entries come in one order).
+    dirty_users: HashSet<String>,
     /// Buckets that may still change.
     buckets: BTreeMap<BucketId, VisitBucket>,
     dirty: BTreeSet<BucketId>,
@@ -307,7 +351,7 @@ impl PartitionVisits {
             mark_changed: false,
             users: HashMap::new(),
             by_first_end: BTreeSet::new(),
-            dirty_users: BTreeSet::new(),
+            dirty_users: HashSet::new(),
             buckets: BTreeMap::new(),
             dirty: BTreeSet::new(),
             settled: BTreeSet::new(),
@@ -317,8 +361,15 @@ impl PartitionVisits {
             match entry {
                 VisitEntry::Mark(mark) => visits.mark = mark,
                 VisitEntry::User(user, list) if !list.is_empty() => {
-                    visits.by_first_end.insert((list[0].end, user.clone()));
-                    visits.users.insert(user, list);
+                    let indexed = list[0].end;
+                    visits.by_first_end.insert((indexed, user.clone()));
+                    visits.users.insert(
+                        user,
+                        UserVisits {
+                            visits: list,
+                            indexed,
+                        },
+                    );
                 }
                 VisitEntry::Bucket(resolution, start, Some(bucket)) => {
                     buckets.push(((resolution, start), bucket));
@@ -357,8 +408,8 @@ impl PartitionVisits {
         let user = event.user_id();
         let gap = self.config.inactivity_ms;
         let reaches = |v: &Visit| t - v.end < gap && v.start - t < gap;
-        if let Some(list) = self.users.get(user) {
-            for v in list.iter().filter(|v| reaches(v)) {
+        if let Some(state) = self.users.get(user) {
+            for v in state.visits.iter().filter(|v| reaches(v)) {
                 merged.absorb(v);
             }
         }
@@ -371,31 +422,53 @@ impl PartitionVisits {
         {
             return true;
         }
-        let list = match self.users.get_mut(user) {
-            Some(list) => list,
-            None => self.users.entry(user.to_owned()).or_default(),
+        let state = match self.users.get_mut(user) {
+            Some(state) => state,
+            None => self.users.entry(user.to_owned()).or_insert(UserVisits {
+                visits: Vec::new(),
+                indexed: i64::MAX,
+            }),
         };
-        if let Some(first) = list.first() {
-            self.by_first_end.remove(&(first.end, user.to_owned()));
-        }
         // The visits the event reaches (at most two: it may bridge them).
         let mut taken = Vec::new();
-        list.retain(|v| {
+        state.visits.retain(|v| {
             if reaches(v) {
                 taken.push(v.clone());
                 return false;
             }
             true
         });
-        let at = list.partition_point(|v| v.start < merged.start);
-        list.insert(at, merged.clone());
-        self.by_first_end.insert((list[0].end, user.to_owned()));
-        self.dirty_users.insert(user.to_owned());
-        for v in &taken {
-            self.count(v, false);
+        let at = state.visits.partition_point(|v| v.start < merged.start);
+        state.visits.insert(at, merged.clone());
+        let first_end = state.visits[0].end;
+        if first_end < state.indexed {
+            state.indexed = first_end;
+            self.by_first_end.insert((first_end, user.to_owned()));
         }
-        self.count(&merged, true);
+        if !self.dirty_users.contains(user) {
+            self.dirty_users.insert(user.to_owned());
+        }
+        match taken.as_slice() {
+            // The common case: the event extends one visit, which starts
+            // where it did: its buckets change by the difference.
+            [old] if old.start == merged.start => self.recount(old, &merged),
+            _ => {
+                for v in &taken {
+                    self.count(v, false);
+                }
+                self.count(&merged, true);
+            }
+        }
         true
+    }
+
+    /// Replaces `old`'s part in its buckets with `new`'s (the same start).
+    fn recount(&mut self, old: &Visit, new: &Visit) {
+        for resolution in Resolution::ALL {
+            let id = (resolution, resolution.start_of(new.start));
+            self.buckets.entry(id).or_default().replace(old, new);
+            self.dirty.insert(id);
+        }
     }
 
     /// Adds `v` to (or takes it back from) the buckets it starts in.
@@ -433,9 +506,11 @@ impl PartitionVisits {
         if let Some(h) = self.horizon() {
             self.prune(h);
         }
-        for user in std::mem::take(&mut self.dirty_users) {
+        let mut dirty: Vec<String> = std::mem::take(&mut self.dirty_users).into_iter().collect();
+        dirty.sort_unstable();
+        for user in dirty {
             let list = match self.users.get(&user) {
-                Some(list) if !list.is_empty() => list.clone(),
+                Some(state) if !state.visits.is_empty() => state.visits.clone(),
                 _ => {
                     self.users.remove(&user);
                     Vec::new()
@@ -498,13 +573,23 @@ impl PartitionVisits {
                 break;
             }
             self.by_first_end.pop_first();
-            let Some(list) = self.users.get_mut(&user) else {
+            let Some(state) = self.users.get_mut(&user) else {
                 continue;
             };
-            let done = list.partition_point(|v| v.end.saturating_add(gap) <= h);
-            let closed: Vec<Visit> = list.drain(..done).collect();
-            if let Some(first) = list.first() {
-                self.by_first_end.insert((first.end, user.clone()));
+            if state.indexed != first_end {
+                // A stale entry: the user is in the index under another end.
+                continue;
+            }
+            let done = state
+                .visits
+                .partition_point(|v| v.end.saturating_add(gap) <= h);
+            let closed: Vec<Visit> = state.visits.drain(..done).collect();
+            match state.visits.first() {
+                Some(first) => {
+                    state.indexed = first.end;
+                    self.by_first_end.insert((first.end, user.clone()));
+                }
+                None => state.indexed = i64::MAX,
             }
             for v in closed {
                 for resolution in Resolution::ALL {

@@ -8,45 +8,21 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::spawn_app;
-
-fn node_tools() -> String {
-    std::env::var("ARUS_TEST_NODE_TOOLS").unwrap_or_else(|_| {
-        panic!(
-            "ARUS_TEST_NODE_TOOLS is not set: run the tests with scripts/test.sh, \
-             which installs playwright-core"
-        )
-    })
-}
+use crate::helpers::{run_node_script, spawn_app};
 
 #[actix_web::test]
 async fn the_dashboard_shows_posted_events_with_the_query_apis_numbers() {
-    let tools = node_tools();
     let app = spawn_app(&[]).await;
     let shot = format!("{}/target/dashboard.png", env!("CARGO_MANIFEST_DIR"));
     let _ = std::fs::remove_file(&shot);
-    let base = app.url("");
     let (views, events) = (7, 5);
-    let run = {
-        let shot = shot.clone();
-        move || {
-            std::process::Command::new("node")
-                .arg(format!("{tools}/dashboard.mjs"))
-                .args([base, shot, views.to_string(), events.to_string()])
-                .output()
-        }
-    };
-    // The browser talks to this process's server: run it off this thread.
-    let output = actix_web::rt::task::spawn_blocking(run)
-        .await
-        .expect("joined")
-        .expect("node runs");
-    assert!(
-        output.status.success(),
-        "browser run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out: Value = serde_json::from_slice(&output.stdout).expect("the run's JSON");
+    let args = vec![
+        app.url(""),
+        shot.clone(),
+        views.to_string(),
+        events.to_string(),
+    ];
+    let out = run_node_script("dashboard.mjs", args).await;
     assert_eq!(out["errors"], json!([]), "{out}");
     assert_eq!(out["timedOut"], Value::Null, "{out}");
     // What the page showed is what the query answered, and what was posted.

@@ -7,33 +7,15 @@
 use serde_json::{json, Value};
 
 use crate::helpers::process::free_port;
-use crate::helpers::{spawn_app, workload::WAIT};
+use crate::helpers::{run_node_script, spawn_app, workload::WAIT};
 
 #[actix_web::test]
 async fn a_page_on_an_allowed_origin_is_counted_and_another_is_refused() {
-    let tools = std::env::var("ARUS_TEST_NODE_TOOLS").unwrap_or_else(|_| {
-        panic!("ARUS_TEST_NODE_TOOLS is not set: run the tests with scripts/test.sh")
-    });
     let (allowed, refused) = (free_port(), free_port());
     let origin = format!("http://127.0.0.1:{allowed}");
     let app = spawn_app(&[("ARUS__HTTP__CORS_ALLOWED_ORIGINS", origin.as_str())]).await;
-    let base = app.url("");
-    let run = move || {
-        std::process::Command::new("node")
-            .arg(format!("{tools}/tracker.mjs"))
-            .args([base, allowed.to_string(), refused.to_string()])
-            .output()
-    };
-    let output = actix_web::rt::task::spawn_blocking(run)
-        .await
-        .expect("joined")
-        .expect("node runs");
-    assert!(
-        output.status.success(),
-        "browser run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out: Value = serde_json::from_slice(&output.stdout).expect("the run's JSON");
+    let args = vec![app.url(""), allowed.to_string(), refused.to_string()];
+    let out = run_node_script("tracker.mjs", args).await;
     assert_eq!(out["errors"], json!([]), "{out}");
     // Three beacons each: load and two navigations; the allowed page's
     // accepted, the other's refused.

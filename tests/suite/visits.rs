@@ -63,6 +63,17 @@ struct VisitTotals {
 }
 
 impl VisitTotals {
+    fn sum(minutes: &BTreeMap<i64, VisitTotals>) -> Self {
+        let mut total = VisitTotals::default();
+        for t in minutes.values() {
+            total.visits += t.visits;
+            total.bounces += t.bounces;
+            total.pageviews += t.pageviews;
+            total.duration_ms += t.duration_ms;
+        }
+        total
+    }
+
     /// `[visits, bounce_rate, visit_duration, views_per_visit]` as the
     /// query answers them (Plausible's rounding).
     fn answer(&self) -> Vec<Value> {
@@ -184,6 +195,31 @@ async fn post_in_order(apps: &[&TestApp], stream: &[Sent]) {
     }
 }
 
+/// `app` answers the reference's visits minute by minute over `range`
+/// (minutes where no visit started left out).
+async fn assert_minutes(app: &TestApp, range: &Value, minutes: &BTreeMap<i64, VisitTotals>) {
+    let answer = query(
+        app,
+        json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range, "dimensions": ["time:minute"]}),
+    )
+    .await;
+    let got: Vec<(String, Vec<Value>)> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["metrics"][0] != json!(0))
+        .map(|r| {
+            (
+                r["dimensions"][0].as_str().expect("time").to_string(),
+                metrics_of(r),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Vec<Value>)> =
+        minutes.iter().map(|(m, t)| (iso(*m), t.answer())).collect();
+    assert_eq!(got, want);
+}
+
 /// Waits until the query `whole` answers `want` in its one row.
 async fn settled(app: &TestApp, whole: &Value, want: Vec<Value>) {
     let start = Instant::now();
@@ -239,26 +275,14 @@ async fn visits_match_a_reference_on_every_instance_and_a_bridging_event_merges_
     let range = json!([iso(t0 - 5 * MINUTE), iso(t0 + 90 * MINUTE)]);
     let whole = json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range});
     let (minutes, _) = reference(&stream);
-    let before: VisitTotals = minutes.values().fold(VisitTotals::default(), |mut a, t| {
-        a.visits += t.visits;
-        a.bounces += t.bounces;
-        a.pageviews += t.pageviews;
-        a.duration_ms += t.duration_ms;
-        a
-    });
+    let before = VisitTotals::sum(&minutes);
     settled(&apps[0], &whole, before.answer()).await;
 
     let (status, answer) = apps[1].post("/events/page-view", &bridging.body(0)).await;
     assert_eq!(status, 201, "{answer}");
     stream.push(bridging);
     let (minutes, mut durations) = reference(&stream);
-    let mut total = VisitTotals::default();
-    for t in minutes.values() {
-        total.visits += t.visits;
-        total.bounces += t.bounces;
-        total.pageviews += t.pageviews;
-        total.duration_ms += t.duration_ms;
-    }
+    let total = VisitTotals::sum(&minutes);
     // The bridge's two visits became one of 12 minutes.
     assert_eq!(total.visits, before.visits - 1);
     assert_eq!(total.duration_ms, before.duration_ms + 12 * MINUTE as u64);
@@ -267,26 +291,7 @@ async fn visits_match_a_reference_on_every_instance_and_a_bridging_event_merges_
     for app in &apps {
         settled(app, &whole, total.answer()).await;
         // Minute by minute, the same as the reference.
-        let answer = query(
-            app,
-            json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range, "dimensions": ["time:minute"]}),
-        )
-        .await;
-        let got: Vec<(String, Vec<Value>)> = answer["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .filter(|r| r["metrics"][0] != json!(0))
-            .map(|r| {
-                (
-                    r["dimensions"][0].as_str().expect("time").to_string(),
-                    metrics_of(r),
-                )
-            })
-            .collect();
-        let want: Vec<(String, Vec<Value>)> =
-            minutes.iter().map(|(m, t)| (iso(*m), t.answer())).collect();
-        assert_eq!(got, want);
+        assert_minutes(app, &range, &minutes).await;
         // By hour: the minutes' visits summed (an hour with events but no
         // visit starting in it answers 0).
         let answer = query(
@@ -565,13 +570,7 @@ async fn visits_survive_kill_9_mid_stream_and_agree_after_the_restart() {
     post_in_order(&[&a_http], &stream[500..]).await;
 
     let (minutes, _) = reference(&stream);
-    let mut total = VisitTotals::default();
-    for t in minutes.values() {
-        total.visits += t.visits;
-        total.bounces += t.bounces;
-        total.pageviews += t.pageviews;
-        total.duration_ms += t.duration_ms;
-    }
+    let total = VisitTotals::sum(&minutes);
     let range = json!([iso(t0 - 5 * MINUTE), iso(t0 + 90 * MINUTE)]);
     let whole = json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range});
     settled(&a_http, &whole, total.answer()).await;
@@ -579,26 +578,7 @@ async fn visits_survive_kill_9_mid_stream_and_agree_after_the_restart() {
     let b_http = TestApp::remote(b.address.clone(), &brokers, &prefix).await;
     for app in [&a_http, &b_http] {
         settled(app, &whole, total.answer()).await;
-        let answer = query(
-            app,
-            json!({"metrics": ["visits", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range, "dimensions": ["time:minute"]}),
-        )
-        .await;
-        let got: Vec<(String, Vec<Value>)> = answer["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .filter(|r| r["metrics"][0] != json!(0))
-            .map(|r| {
-                (
-                    r["dimensions"][0].as_str().expect("time").to_string(),
-                    metrics_of(r),
-                )
-            })
-            .collect();
-        let want: Vec<(String, Vec<Value>)> =
-            minutes.iter().map(|(m, t)| (iso(*m), t.answer())).collect();
-        assert_eq!(got, want);
+        assert_minutes(app, &range, &minutes).await;
     }
     assert!(b.terminate().success());
     assert!(a.terminate().success());

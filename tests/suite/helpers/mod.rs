@@ -79,6 +79,34 @@ pub const MOCK_CLUSTER_TIMEOUTS: [(&str, &str); 3] = [
     ("ARUS__KAFKA__MAX_POLL_INTERVAL_MS", "30000"),
 ];
 
+/// Runs `script` of the suite's JavaScript (tests/js, installed by
+/// scripts/node-tools.sh) with `args`, off this thread (a browser it drives
+/// talks to this process's server), and reads the one JSON line it prints.
+pub async fn run_node_script(script: &str, args: Vec<String>) -> Value {
+    let tools = std::env::var("ARUS_TEST_NODE_TOOLS").unwrap_or_else(|_| {
+        panic!(
+            "ARUS_TEST_NODE_TOOLS is not set: run the tests with scripts/test.sh, \
+             which installs kafkajs and playwright-core"
+        )
+    });
+    let path = format!("{tools}/{script}");
+    let output = actix_web::rt::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(path)
+            .args(args)
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("node runs");
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the script's JSON")
+}
+
 pub fn random_prefix() -> String {
     format!("t{}-", &Uuid::new_v4().simple().to_string()[..10])
 }

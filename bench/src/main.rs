@@ -20,12 +20,13 @@
 //!
 //! Usage: arus-bench --brokers HOST:PORT --arus PATH [--events N] [--runs R] [--out FILE]
 //!        [--without-event-ids] [--ingest-only] [--memory-users N,N,...]
-//!        [--freshness-at EVENTS_PER_S]
+//!        [--freshness-at EVENTS_PER_S] [--window-queries VISITORS]
 //! (bench/run.sh starts the test broker and builds everything first).
 
 mod raw;
 mod runs;
 mod service;
+mod windowed;
 
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ struct Args {
     event_ids: bool,
     ingest_only: bool,
     memory_users: Vec<usize>,
+    /// Only the windowed-query run, with this many distinct visitors.
+    window_visitors: Option<usize>,
     /// Only the freshness and query run, at this many events/s: for
     /// comparing one change quickly; the full run is what BENCHMARKS.md shows.
     freshness_at: Option<f64>,
@@ -63,6 +66,7 @@ fn args() -> anyhow::Result<Args> {
         ingest_only: false,
         memory_users: vec![10_000, 100_000, 1_000_000],
         freshness_at: None,
+        window_visitors: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +86,7 @@ fn args() -> anyhow::Result<Args> {
             "--runs" => a.runs = value.parse()?,
             "--out" => a.out = Some(value),
             "--freshness-at" => a.freshness_at = Some(value.parse()?),
+            "--window-queries" => a.window_visitors = Some(value.parse()?),
             "--memory-users" => {
                 a.memory_users = value
                     .split(',')
@@ -182,6 +187,24 @@ fn main() -> anyhow::Result<()> {
         let (mut ing_alone, mut ing_counted) = (vec![], vec![]);
         let (mut raw_single, mut single) = (vec![], vec![]);
         let mut fresh: Vec<(f64, runs::Freshness)> = vec![];
+        if let Some(visitors) = args.window_visitors {
+            let mut table = format!(
+                "| POST /v1/query, {visitors} distinct visitors and page views (200 requests each, one at a time), ms | p50 | p99 | target |\n|---|---|---|---|\n"
+            );
+            for _ in 0..args.runs {
+                let (times, counted) = windowed::windowed_queries(&args, &client, visitors).await?;
+                eprintln!("windowed queries: visitors over 24 h answered {counted}");
+                for ((name, _), (p50, p99)) in windowed::WINDOW_QUERIES.iter().zip(times) {
+                    table += &format!("| {name} | {p50:.2} | {p99:.2} | p99 ≤ 10 ms |\n");
+                }
+                table += &format!("| (visitors over 24 h answered: {counted} of {visitors}) | | | |\n");
+            }
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{table}");
+            }
+            return anyhow::Ok(());
+        }
         if let Some(load) = args.freshness_at {
             for _ in 0..args.runs {
                 fresh.push((load, runs::freshness(&args, &client, load).await?));

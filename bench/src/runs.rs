@@ -121,7 +121,7 @@ async fn arus_ingest(
 
 /// Polls `GET /events/stats` every `every` until its `field` is `want`, for
 /// at most `limit_s` seconds.
-async fn wait_for_stat(
+pub async fn wait_for_stat(
     client: &awc::Client,
     base: &str,
     field: &str,
@@ -174,7 +174,7 @@ async fn pause(client: &awc::Client, base: &str) -> anyhow::Result<()> {
 /// Posts every batch body to arus's batch ingest, `IN_FLIGHT` events at a
 /// time, reading each answer whole as a client would; fails on any answer
 /// but 201.
-async fn post_batches(
+pub async fn post_batches(
     client: &awc::Client,
     base: &str,
     bodies: impl IntoIterator<Item = String>,
@@ -226,7 +226,7 @@ pub struct QueryLatency {
     pub loaded: (f64, f64),
 }
 
-fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+pub fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).saturating_sub(1)];
     (at(0.50), at(0.99))

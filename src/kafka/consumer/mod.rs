@@ -7,6 +7,7 @@
 //! exactly_once.rs  what the poll loop and the rebalance callbacks share: assignment,
 //!                  commit, rollback, restore, fencing, reset
 //! rebalance.rs     the rebalance callbacks: commit and release revoked, restore assigned
+//! restore.rs       reading assigned partitions' state from the changelog, off the poll loop
 //! offset_reset.rs  a reset inside the protocol: roll back, restore, commit the new offsets
 //! continuity.rs    a hole in a partition's offsets: fetched again before it is believed
 //! committer.rs     one Kafka transaction: changelog entries, dead letters, retries, offsets
@@ -27,5 +28,6 @@ mod offset_reset;
 mod pause;
 mod rebalance;
 pub mod reset;
+mod restore;
 mod resume;
 mod retry_hold;

@@ -344,8 +344,8 @@ fn type_filter(filter: &Value, repeated: bool) -> Result<Vec<String>, String> {
 
 /// `[from, to)` in ms. Relative ranges end at the next minute boundary
 /// after `now` (the current minute included); `7d` and `30d` start on the
-/// hour, `all` on the day.
-fn date_range(
+/// hour, `all` on the first day kept.
+pub(super) fn date_range(
     range: Option<&Value>,
     now_ms: i64,
     days_retention_ms: i64,
@@ -364,8 +364,13 @@ fn date_range(
             "24h" => (to - 24 * HOUR, to),
             "7d" => ((to - 7 * 24 * HOUR).div_euclid(HOUR) * HOUR, to),
             "30d" => ((to - 30 * 24 * HOUR).div_euclid(HOUR) * HOUR, to),
+            // The first day bucket still kept whole: the one before it
+            // has started expiring.
             "all" => (
-                Resolution::Day.start_of(now_ms.saturating_sub(days_retention_ms)),
+                ceil_to(
+                    now_ms.saturating_sub(days_retention_ms),
+                    Resolution::Day.ms(),
+                ),
                 to,
             ),
             other => return Err(format!("unknown date_range {other:?}; {supported}")),

@@ -360,3 +360,33 @@ fn sort(q: &Query, rows: &mut [Row]) {
         a.time.cmp(&b.time).then_with(|| a.item.cmp(&b.item))
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats_api::request::date_range;
+
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+
+    #[test]
+    fn the_whole_kept_range_is_tiled_from_its_first_whole_day() {
+        let kept = Kept {
+            retention_ms: [48 * HOUR, 90 * DAY, 730 * DAY],
+            grace_ms: 5 * MINUTE,
+        };
+        // 2026-12-01T21:02:30Z and midnight itself.
+        for now in [1_796_158_950_000, 1_796_083_200_000] {
+            let (from, to, _) =
+                date_range(Some(&json!("all")), now, kept.retention_ms[2]).expect("a range");
+            assert_eq!(from.rem_euclid(DAY), 0);
+            assert!(from >= now - 730 * DAY && from - DAY < now - 730 * DAY);
+            assert_eq!(to, (now / MINUTE + 1) * MINUTE);
+            let runs = tiles(&(from..to), &kept, now).expect("tiled");
+            let covered: i64 = runs.iter().map(|(_, run)| run.end - run.start).sum();
+            assert_eq!(covered, to - from);
+            assert_eq!(runs[0], (Resolution::Day, from..now / DAY * DAY));
+        }
+    }
+}

@@ -39,7 +39,7 @@ fn murmur2(key: &[u8]) -> u32 {
 
 /// The Java client's partition for a key: murmur2 made positive, modulo
 /// the partition count.
-fn java_partition(key: &[u8], partitions: u32) -> u32 {
+pub fn java_partition(key: &[u8], partitions: u32) -> u32 {
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 

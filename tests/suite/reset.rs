@@ -10,6 +10,7 @@ use crate::helpers;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::partitioner::java_partition;
 use helpers::broker::OwnBroker;
 use helpers::workload::{assert_counted_exactly, send, WAIT};
 use helpers::{random_prefix, spawn_app_on, TestApp};
@@ -281,6 +282,49 @@ async fn reset_replays_without_double_counting_and_rebuild_recomputes_the_same_s
     wait_replayed(&app, &group, consumed, skipped).await;
     let (_, analytics) = app.get("/events/analytics").await;
     assert_eq!(analytics["eventCounts"], counted["eventCounts"]);
+
+    // After a reset of user-events/1 alone, page views of partition 1
+    // still make visits: its page-views partner was restored with it (the
+    // two share the partition number's visits). One page view each for
+    // users of every partition, 1 among them: a visit (a bounce) each.
+    let newcomers: Vec<String> = (0..)
+        .map(|i| format!("after-reset-{i}"))
+        .filter(|u| java_partition(u.as_bytes(), PARTITIONS as u32) == 1)
+        .take(3)
+        .chain(
+            (0..)
+                .map(|i| format!("elsewhere-{i}"))
+                .filter(|u| java_partition(u.as_bytes(), PARTITIONS as u32) != 1)
+                .take(3),
+        )
+        .collect();
+    let visits_query =
+        json!({"metrics": ["visits", "bounce_rate", "pageviews"], "date_range": "all"});
+    let (status, totals) = app.post("/v1/query", &visits_query).await;
+    assert_eq!(status, 200, "{totals}");
+    let metric =
+        |answer: &Value, i: usize| answer["results"][0]["metrics"][i].as_f64().expect("metric");
+    let visits_before = metric(&totals, 0);
+    assert_eq!(metric(&totals, 2), PAGE_VIEWS as f64, "{totals}");
+    for user in &newcomers {
+        let view = json!({"userId": user, "url": "/after-reset", "duration": 5});
+        let (status, body) = app.post("/events/page-view", &view).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let expected = visits_before + newcomers.len() as f64;
+    let start = Instant::now();
+    loop {
+        let (_, now) = app.post("/v1/query", &visits_query).await;
+        if metric(&now, 2) == (PAGE_VIEWS + newcomers.len()) as f64 && metric(&now, 0) >= expected {
+            assert_eq!(metric(&now, 0), expected, "{now}");
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "the newcomers' visits are not counted: {now}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Another group, with nobody in it: a plain commit.
     let other = format!("{prefix}other");

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
+use arus_actors::model::source::{InputTopic, SourcePartition};
 use arus_actors::state::changelog;
 use arus_actors::state::StateUpdate;
 use futures::executor::block_on;
@@ -26,7 +27,11 @@ impl Partitions {
         consumer: &BaseConsumer<C>,
         reset: ResetRequest,
     ) -> anyhow::Result<()> {
-        let sources = reset.sources();
+        // A partition's partner restores with it: the two share their
+        // partition number's visits, which are read again from the changelog
+        // only as a whole. The partner keeps its offsets (it seeks back to
+        // its committed one, where it is: no batch is in flight).
+        let sources = with_partners(&reset.sources());
         let (not_ready, retries_held) = {
             let slots = self.slots();
             let not_ready: Vec<String> = sources
@@ -115,5 +120,44 @@ impl Partitions {
                 )))
             }
         }
+    }
+}
+
+/// `sources` and, for each input partition among them, the other input
+/// topic's partition of the same number, in order and without repeats.
+fn with_partners(sources: &[SourcePartition]) -> Vec<SourcePartition> {
+    let mut all: Vec<SourcePartition> = Vec::with_capacity(2 * sources.len());
+    for source in sources {
+        let partner = match source.topic {
+            InputTopic::UserEvents => Some(InputTopic::PageViews),
+            InputTopic::PageViews => Some(InputTopic::UserEvents),
+            InputTopic::RetryEvents => None,
+        };
+        let partner = partner.map(|topic| SourcePartition::new(topic, source.partition));
+        for s in std::iter::once(*source).chain(partner) {
+            if !all.contains(&s) {
+                all.push(s);
+            }
+        }
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_restores_each_input_partition_with_its_partner() {
+        let (u, p, r) = (
+            InputTopic::UserEvents,
+            InputTopic::PageViews,
+            InputTopic::RetryEvents,
+        );
+        let s = SourcePartition::new;
+        assert_eq!(
+            with_partners(&[s(u, 1), s(p, 1), s(p, 2), s(r, 0)]),
+            vec![s(u, 1), s(p, 1), s(p, 2), s(u, 2), s(r, 0)]
+        );
     }
 }

@@ -272,10 +272,16 @@ impl TestApp {
     }
 
     /// POST with one extra header.
+    /// POSTs with a header (an admin or ingest key). Waits up to 90 s: an
+    /// offset reset answers once its partitions' state is read again, which
+    /// the server bounds by `consumer.restore_timeout_ms` (60 s) and a
+    /// commit; the test broker reads a long changelog slowly (its fetches
+    /// cost time in proportion to the partition's length).
     pub async fn post_with(&self, path: &str, body: &Value, header: (&str, &str)) -> (u16, Value) {
         let request = self
             .client
             .post(self.url(path))
+            .timeout(Duration::from_secs(90))
             .insert_header(("content-type", "application/json"))
             .insert_header(header);
         let resp = request

@@ -23,6 +23,7 @@
 //!        [--freshness-at EVENTS_PER_S] [--window-queries VISITORS]
 //! (bench/run.sh starts the test broker and builds everything first).
 
+mod changelog_bytes;
 mod raw;
 mod runs;
 mod service;
@@ -191,9 +192,17 @@ fn main() -> anyhow::Result<()> {
             let mut table = format!(
                 "| POST /v1/query, {visitors} distinct visitors and page views (200 requests each, one at a time), ms | p50 | p99 | target |\n|---|---|---|---|\n"
             );
+            let mut tail = String::new();
             for _ in 0..args.runs {
-                let (times, counted) = windowed::windowed_queries(&args, &client, visitors).await?;
+                let (times, counted, after) =
+                    windowed::windowed_queries(&args, &client, visitors).await?;
                 eprintln!("windowed queries: visitors over 24 h answered {counted}");
+                tail += &format!(
+                    "\nAfter the load: RSS {:.0} MiB once started, {:.0} MiB with the data (the whole process: the read model, the shards' per-user state, open visits).\n\n{}",
+                    after.rss_idle_mib,
+                    after.rss_loaded_mib,
+                    changelog_bytes::table(&after.changelog, 2 * visitors)
+                );
                 for ((name, _), (p50, p99)) in windowed::WINDOW_QUERIES.iter().zip(times) {
                     table += &format!("| {name} | {p50:.2} | {p99:.2} | p99 ≤ 10 ms |\n");
                 }
@@ -201,7 +210,7 @@ fn main() -> anyhow::Result<()> {
             }
             #[allow(clippy::print_stdout)]
             {
-                println!("{table}");
+                println!("{table}{tail}");
             }
             return anyhow::Ok(());
         }

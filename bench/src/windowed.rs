@@ -4,6 +4,7 @@
 //! into the page-views topic, keyed and partitioned (murmur2) as arus's
 //! ingest does; then each windowed query timed one request after another.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -11,6 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
+use crate::changelog_bytes::{by_kind, KindBytes};
 use crate::runs::{percentiles, post_batches, wait_for_stat, QUERY_SAMPLES};
 use crate::service::start_arus;
 use crate::{event, prefix, Args, BATCH};
@@ -31,15 +33,24 @@ pub const WINDOW_QUERIES: [(&str, &str); 3] = [
     ),
 ];
 
-/// p50 and p99 in ms of each of [`WINDOW_QUERIES`], and the visitors the
-/// whole range answered (a check that the data is in).
+/// What the data cost: the instance's memory and the changelog's bytes.
+pub struct Footprint {
+    pub rss_idle_mib: f64,
+    pub rss_loaded_mib: f64,
+    pub changelog: BTreeMap<String, KindBytes>,
+}
+
+/// p50 and p99 in ms of each of [`WINDOW_QUERIES`], the visitors the
+/// whole range answered (a check that the data is in), and the footprint.
 pub async fn windowed_queries(
     args: &Args,
     client: &awc::Client,
     visitors: usize,
-) -> anyhow::Result<(Vec<(f64, f64)>, u64)> {
+) -> anyhow::Result<(Vec<(f64, f64)>, u64, Footprint)> {
     let prefix = prefix();
     let arus = start_arus(args, &prefix, client).await?;
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    let rss_idle_mib = arus.rss_mib()?;
     let batches = (0..visitors).step_by(BATCH).map(|from| {
         let events: Vec<Value> = (from..(from + BATCH).min(visitors))
             .map(|i| {
@@ -131,5 +142,10 @@ pub async fn windowed_queries(
         .map_err(|e| anyhow::anyhow!("query: {e}"))?;
     let answer: Value = resp.json().limit(1 << 20).await?;
     let counted = answer["results"][0]["metrics"][0].as_u64().unwrap_or(0);
-    Ok((out, counted))
+    let footprint = Footprint {
+        rss_idle_mib,
+        rss_loaded_mib: arus.rss_mib()?,
+        changelog: by_kind(&args.brokers, &format!("{prefix}analytics-events"))?,
+    };
+    Ok((out, counted, footprint))
 }

@@ -140,6 +140,8 @@ pub struct Query {
     pub breakdown: Option<Breakdown>,
     /// `["is", "event:type", [...]]`.
     pub types: Option<Vec<String>>,
+    /// `["is" | "contains", "event:page", [...]]`.
+    pub pages: Option<PageMatch>,
     /// Columns (a metric's name or a dimension) and whether descending.
     pub order_by: Vec<(String, bool)>,
     pub limit: usize,
@@ -155,7 +157,12 @@ impl Query {
             "date_range": [iso(self.from_ms), iso(self.to_ms)],
             "date_range_asked": self.range_asked,
             "dimensions": self.dimensions,
-            "filters": self.types.as_ref().map_or_else(Vec::new, |t| vec![json!(["is", "event:type", t])]),
+            "filters": self
+                .types
+                .iter()
+                .map(|t| json!(["is", "event:type", t]))
+                .chain(self.pages.iter().map(PageMatch::to_json))
+                .collect::<Vec<_>>(),
             "order_by": self.order_by.iter().map(|(c, desc)| json!([c, if *desc { "desc" } else { "asc" }])).collect::<Vec<_>>(),
             "limit": self.limit,
             "timezone": self.timezone.name(),
@@ -237,8 +244,28 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
         }
     }
     let mut types = None;
+    let mut pages = None;
     for filter in &req.filters {
-        types = Some(type_filter(filter, types.is_some())?);
+        match self::filter(filter)? {
+            Filter::Types(list) if types.is_none() => types = Some(list),
+            Filter::Pages(matcher) if pages.is_none() => pages = Some(matcher),
+            Filter::Types(_) => return Err("at most one event:type filter".into()),
+            Filter::Pages(_) => return Err("at most one event:page filter".into()),
+        }
+    }
+    if pages.is_some() {
+        if types.is_some() {
+            return Err("an event:page filter and an event:type filter together are not pre-aggregated (page views have no type)".into());
+        }
+        if let Some(other) = metrics.iter().find(|m| **m != Metric::Pageviews) {
+            return Err(format!(
+                "only the metric \"pageviews\" is kept by page; {:?} filtered by event:page is not pre-aggregated",
+                other.as_str()
+            ));
+        }
+        if breakdown.is_some_and(|b| b != Breakdown::Page) {
+            return Err("the event:page filter goes with event:page or no breakdown".into());
+        }
     }
     if let Some(b) = breakdown {
         let kept = b.metric();
@@ -306,6 +333,7 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
         time,
         breakdown,
         types,
+        pages,
         order_by,
         limit,
         timezone,
@@ -313,33 +341,63 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
     })
 }
 
-fn type_filter(filter: &Value, repeated: bool) -> Result<Vec<String>, String> {
-    let supported = "supported filters: [\"is\", \"event:type\", [\"purchase\", ...]]";
+/// Which pages an `event:page` filter keeps: any of the URLs (`is`), or
+/// any URL holding one of the strings (`contains`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageMatch {
+    Is(Vec<String>),
+    Contains(Vec<String>),
+}
+
+impl PageMatch {
+    pub fn matches(&self, url: &str) -> bool {
+        match self {
+            PageMatch::Is(urls) => urls.iter().any(|u| u == url),
+            PageMatch::Contains(parts) => parts.iter().any(|p| url.contains(p.as_str())),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            PageMatch::Is(urls) => json!(["is", "event:page", urls]),
+            PageMatch::Contains(parts) => json!(["contains", "event:page", parts]),
+        }
+    }
+}
+
+enum Filter {
+    Types(Vec<String>),
+    Pages(PageMatch),
+}
+
+fn filter(filter: &Value) -> Result<Filter, String> {
+    let supported = "supported filters: [\"is\", \"event:type\", [\"purchase\", ...]] (events), [\"is\" or \"contains\", \"event:page\", [\"/blog\", ...]] (pageviews)";
     let parts = filter
         .as_array()
         .filter(|p| p.len() == 3)
         .ok_or_else(|| format!("a filter is [operator, dimension, [values]]; {supported}"))?;
     let (op, dimension) = (parts[0].as_str(), parts[1].as_str());
-    if op != Some("is") || dimension != Some("event:type") {
-        return Err(format!(
+    let values = || -> Result<Vec<String>, String> {
+        parts[2]
+            .as_array()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("a filter's values are a non-empty list; {supported}"))?
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("filter values are strings (got {v})"))
+            })
+            .collect()
+    };
+    match (op, dimension) {
+        (Some("is"), Some("event:type")) => Ok(Filter::Types(values()?)),
+        (Some("is"), Some("event:page")) => Ok(Filter::Pages(PageMatch::Is(values()?))),
+        (Some("contains"), Some("event:page")) => Ok(Filter::Pages(PageMatch::Contains(values()?))),
+        _ => Err(format!(
             "filter {filter} is not pre-aggregated by this version; {supported}"
-        ));
+        )),
     }
-    if repeated {
-        return Err("at most one event:type filter".into());
-    }
-    let values = parts[2]
-        .as_array()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("a filter's values are a non-empty list; {supported}"))?;
-    values
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("filter values are strings (got {v})"))
-        })
-        .collect()
 }
 
 /// `[from, to)` in ms. Relative ranges end at the next minute boundary

@@ -155,7 +155,7 @@ pub fn run(q: &Query, store: &WindowStore, kept: Kept, now_ms: i64) -> Result<An
     let mut rows = rows(q, &groups);
     sort(q, &mut rows);
     rows.truncate(q.limit);
-    let page_bounds = (q.breakdown == Some(Breakdown::Page)).then(|| {
+    let page_bounds = (q.breakdown == Some(Breakdown::Page) || q.pages.is_some()).then(|| {
         let answered = rows.iter().map(|r| r.bound).max().unwrap_or(0);
         let unheld = groups.values().map(|m| m.pages.floor()).max().unwrap_or(0);
         (answered, unheld)
@@ -286,7 +286,9 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
         };
         if let Some(breakdown) = q.breakdown {
             for (name, count, bound) in items(breakdown, merged) {
-                if q.types.as_ref().is_some_and(|t| !t.contains(&name)) {
+                if q.types.as_ref().is_some_and(|t| !t.contains(&name))
+                    || q.pages.as_ref().is_some_and(|p| !p.matches(&name))
+                {
                     continue;
                 }
                 let mut dimensions = Vec::new();
@@ -315,11 +317,28 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                 Some(types) => types.iter().filter_map(|t| merged.types.get(t)).sum(),
                 None => merged.events,
             };
-            let values: Vec<f64> = q
-                .metrics
-                .iter()
-                .map(|m| value(*m, merged, events))
-                .collect();
+            // Page views of the pages a filter keeps: those the tables
+            // hold (each within its bound; `normalize` allows only
+            // `pageviews` with a page filter).
+            let mut bound = 0;
+            let values: Vec<f64> = match &q.pages {
+                Some(pages) => {
+                    let (mut views, mut over) = (0, 0);
+                    for (url, count, b) in merged.pages.ranked() {
+                        if pages.matches(&url) {
+                            views += count;
+                            over += b;
+                        }
+                    }
+                    bound = over;
+                    vec![views as f64; q.metrics.len()]
+                }
+                None => q
+                    .metrics
+                    .iter()
+                    .map(|m| value(*m, merged, events))
+                    .collect(),
+            };
             let mut dimensions = Vec::new();
             label(&mut dimensions);
             out.push(Row {
@@ -333,7 +352,7 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                     .map(|(m, x)| number(*m, *x))
                     .collect(),
                 values,
-                bound: 0,
+                bound,
             });
         }
     }

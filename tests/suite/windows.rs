@@ -38,6 +38,7 @@ struct Expected {
     pageviews: u64,
     visitors: BTreeSet<String>,
     types: BTreeMap<String, u64>,
+    pages: BTreeMap<String, u64>,
 }
 
 #[actix_web::test]
@@ -69,9 +70,9 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
         e.visitors.insert(user.clone());
         if rng.next(3) == 0 {
             e.pageviews += 1;
-            views.push(
-                json!({"userId": user, "url": format!("/p/{}", rng.next(5)), "timestamp": iso(at)}),
-            );
+            let url = format!("/p/{}", rng.next(5));
+            *e.pages.entry(url.clone()).or_default() += 1;
+            views.push(json!({"userId": user, "url": url, "timestamp": iso(at)}));
         } else {
             let kind = types[rng.next(4) as usize];
             e.events += 1;
@@ -197,6 +198,34 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
             {"dimensions": ["purchase"], "metrics": [by_type["purchase"]]},
         ])
     );
+    // Page views of some pages: a total, and by page. Five pages, so no
+    // table filled: exact, and the bounds say so.
+    let mut by_page: BTreeMap<String, u64> = BTreeMap::new();
+    for e in per_minute.values() {
+        for (k, v) in &e.pages {
+            *by_page.entry(k.clone()).or_default() += v;
+        }
+    }
+    let some = json!([["contains", "event:page", ["/p/1", "/p/3"]]]);
+    let (status, answer) =
+        query(json!({"metrics": ["pageviews"], "date_range": range, "filters": some})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["results"],
+        json!([{"dimensions": [], "metrics": [by_page["/p/1"] + by_page["/p/3"]]}])
+    );
+    assert_eq!(answer["meta"]["pageCountBound"], json!(0), "{answer}");
+    assert_eq!(answer["meta"]["unlistedPageBound"], json!(0), "{answer}");
+    assert_eq!(answer["query"]["filters"], some);
+    let (status, answer) = query(json!({"metrics": ["pageviews"], "date_range": range, "dimensions": ["event:page"], "filters": [["is", "event:page", ["/p/4", "/p/0"]]], "order_by": [["event:page", "asc"]]})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["results"],
+        json!([
+            {"dimensions": ["/p/0"], "metrics": [by_page["/p/0"]]},
+            {"dimensions": ["/p/4"], "metrics": [by_page["/p/4"]]},
+        ])
+    );
     let (status, answer) = query(json!({"metrics": ["events", "pageviews"], "date_range": range, "dimensions": ["time:hour"], "timezone": "Asia/Jakarta"})).await;
     assert_eq!(status, 200, "{answer}");
     let mut hours: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
@@ -289,6 +318,14 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
         ),
         (
             json!({"metrics": ["visitors"], "date_range": "24h", "dimensions": ["event:page"]}),
+            "not pre-aggregated",
+        ),
+        (
+            json!({"metrics": ["pageviews"], "date_range": "24h", "dimensions": ["visit:source"], "filters": [["contains", "event:page", ["/blog"]]]}),
+            "event:page or no breakdown",
+        ),
+        (
+            json!({"metrics": ["pageviews"], "date_range": "24h", "filters": [["matches", "event:page", ["/blog"]]]}),
             "not pre-aggregated",
         ),
         (

@@ -6,7 +6,7 @@ use crate::helpers;
 
 use helpers::workload::{assert_counted_exactly, send, WAIT};
 use helpers::{random_prefix, spawn_app_on, test_brokers};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const GROUP_OF_6: [(&str, &str); 1] = [("ARUS__KAFKA__PARTITIONS", "6")];
 
@@ -185,12 +185,19 @@ async fn a_retried_event_id_counts_once_even_across_a_restart() {
         let (status, body) = first.post("/events/batch-events", &batch).await;
         assert_eq!(status, 201, "{body}");
     }
+    // Read and dropped at least once each: a rollback under load (an
+    // aborted transaction) reads its records again and drops the retries
+    // again, so the consumer's counters may be higher; the counts may not.
+    let consumed = |s: &Value, records: u64, dropped: u64| {
+        s["consumer"]["recordsConsumed"].as_u64() >= Some(records)
+            && s["consumer"]["duplicatesDropped"].as_u64() >= Some(dropped)
+    };
     let stats = first
         .wait_for("/events/stats", WAIT, |s| {
-            s["consumer"]["recordsConsumed"] == json!(6) && s["totalEvents"] == json!(3)
+            consumed(s, 6, 3) && s["totalEvents"].as_u64() >= Some(3)
         })
         .await;
-    assert_eq!(stats["consumer"]["duplicatesDropped"], json!(3));
+    assert_eq!(stats["totalEvents"], json!(3), "{stats}");
     assert_eq!(
         stats["eventCounts"],
         json!({"login": 1, "logout": 0, "purchase": 1, "view": 1})
@@ -209,12 +216,9 @@ async fn a_retried_event_id_counts_once_even_across_a_restart() {
     let (status, _) = second.post("/events/user-event", &login).await;
     assert_eq!(status, 201);
     let stats = second
-        .wait_for("/events/stats", WAIT, |s| {
-            s["consumer"]["recordsConsumed"] == json!(1)
-        })
+        .wait_for("/events/stats", WAIT, |s| consumed(s, 1, 1))
         .await;
-    assert_eq!(stats["consumer"]["duplicatesDropped"], json!(1));
-    assert_eq!(stats["totalEvents"], json!(3));
+    assert_eq!(stats["totalEvents"], json!(3), "{stats}");
     let (_, user) = second.get("/events/analytics/users/retry-user").await;
     assert_eq!(user["events"], json!(2), "{user}");
     second.stop().await;

@@ -14,6 +14,6 @@ pub use bucket::{Bucket, WatermarkMark};
 pub use durations::{Durations, RELATIVE_ERROR as DURATION_RELATIVE_ERROR};
 pub use partition_windows::{PartitionWindows, Placed, SharedVisits, WindowConfig, WindowFlush};
 pub use resolution::Resolution;
-pub use top_k::{Counted, TopK, TopKUnion};
+pub use top_k::{TopK, TopKUnion};
 pub use visitors::{VisitorUnion, Visitors};
 pub use visits::{PartitionVisits, Visit, VisitBucket, VisitConfig, VisitEntry, VisitMark};

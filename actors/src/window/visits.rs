@@ -321,7 +321,6 @@ struct UserVisits {
 
 /// Visits of one partition number, fed by both its partition consumers.
 pub struct PartitionVisits {
-    partition: i32,
     config: VisitConfig,
     mark: VisitMark,
     mark_changed: bool,
@@ -343,9 +342,8 @@ pub struct PartitionVisits {
 
 impl PartitionVisits {
     /// From the partition number's visit entries restored from the changelog.
-    pub fn new(partition: i32, config: VisitConfig, restored: Vec<VisitEntry>) -> Self {
+    pub fn new(config: VisitConfig, restored: Vec<VisitEntry>) -> Self {
         let mut visits = Self {
-            partition,
             config,
             mark: VisitMark::default(),
             mark_changed: false,
@@ -386,10 +384,6 @@ impl PartitionVisits {
             }
         }
         visits
-    }
-
-    pub fn partition(&self) -> i32 {
-        self.partition
     }
 
     /// Counts `event`, read at `offset` of `topic`, in its user's visits.
@@ -733,7 +727,7 @@ mod tests {
     /// Feeds both topics, interleaved and flushed as `seed` decides; the
     /// changelog state after compaction.
     fn run(streams: &[Vec<Event>; 2], seed: u64) -> BTreeMap<String, String> {
-        let mut visits = PartitionVisits::new(3, config(), Vec::new());
+        let mut visits = PartitionVisits::new(config(), Vec::new());
         let mut state = BTreeMap::new();
         let write = |entries: Vec<VisitEntry>, state: &mut BTreeMap<String, String>| {
             for entry in entries {
@@ -834,7 +828,7 @@ mod tests {
 
     #[test]
     fn an_event_between_two_visits_merges_them_and_the_buckets_follow() {
-        let mut v = PartitionVisits::new(0, config(), Vec::new());
+        let mut v = PartitionVisits::new(config(), Vec::new());
         let t = T0 + 30 * MINUTE_MS;
         assert!(v.apply(InputTopic::PageViews, 0, &event(true, "a", t)));
         assert!(v.apply(
@@ -908,7 +902,7 @@ mod tests {
                 view("/first", "https://www.google.com/", t - 2 * MINUTE_MS),
             ),
         ];
-        let mut v = PartitionVisits::new(0, config(), Vec::new());
+        let mut v = PartitionVisits::new(config(), Vec::new());
         let mut offsets = [0i64, 0];
         for (topic, e) in &events {
             let side = usize::from(*topic == InputTopic::PageViews);

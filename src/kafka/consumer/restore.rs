@@ -232,11 +232,7 @@ impl Partitions {
                 let restored = visits.remove(&source.partition).unwrap_or_default();
                 shared.insert(
                     source.partition,
-                    Arc::new(Mutex::new(PartitionVisits::new(
-                        source.partition,
-                        visit_config,
-                        restored,
-                    ))),
+                    Arc::new(Mutex::new(PartitionVisits::new(visit_config, restored))),
                 );
             }
         }

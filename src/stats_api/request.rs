@@ -81,11 +81,11 @@ const SUPPORTED_METRICS: &str = "visitors, pageviews, events, visits, bounce_rat
 const SUPPORTED_DIMENSIONS: &str =
     "time:minute, time:hour, time:day, and one of event:type, event:page, visit:entry_page, visit:source";
 
-/// A breakdown: rows by a dimension other than time, each with the one
-/// metric that dimension keeps.
+/// A breakdown: rows by a dimension other than time, each with the
+/// metrics that dimension keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Breakdown {
-    /// User events by `eventType` (`events`).
+    /// User events by `eventType` (`events`, `visitors`).
     EventType,
     /// Page views by `url`, the most read (`pageviews`).
     Page,
@@ -105,12 +105,12 @@ impl Breakdown {
         }
     }
 
-    /// The one metric kept by this dimension.
-    pub const fn metric(self) -> Metric {
+    /// The metrics kept by this dimension.
+    pub const fn metrics(self) -> &'static [Metric] {
         match self {
-            Breakdown::EventType => Metric::Events,
-            Breakdown::Page => Metric::Pageviews,
-            Breakdown::EntryPage | Breakdown::Source => Metric::Visits,
+            Breakdown::EventType => &[Metric::Events, Metric::Visitors],
+            Breakdown::Page => &[Metric::Pageviews],
+            Breakdown::EntryPage | Breakdown::Source => &[Metric::Visits],
         }
     }
 
@@ -268,11 +268,17 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
         }
     }
     if let Some(b) = breakdown {
-        let kept = b.metric();
-        if let Some(other) = metrics.iter().find(|m| **m != kept) {
+        let kept = b.metrics();
+        if let Some(other) = metrics.iter().find(|m| !kept.contains(m)) {
+            let names: Vec<&str> = kept.iter().map(|m| m.as_str()).collect();
             return Err(format!(
-                "only the metric {:?} is kept by {}; {:?} by it is not pre-aggregated",
-                kept.as_str(),
+                "only {} {:?} kept by {}; {:?} by it is not pre-aggregated",
+                if kept.len() == 1 {
+                    "the metric"
+                } else {
+                    "the metrics"
+                },
+                names.join(", "),
                 b.dimension(),
                 other.as_str()
             ));
@@ -281,9 +287,13 @@ pub fn normalize(req: QueryRequest, now_ms: i64, days_retention_ms: i64) -> Resu
     if types.is_some() && breakdown.is_some_and(|b| b != Breakdown::EventType) {
         return Err("the event:type filter goes with event:type or no breakdown".into());
     }
-    if types.is_some() && metrics.iter().any(|m| *m != Metric::Events) {
+    if types.is_some()
+        && metrics
+            .iter()
+            .any(|m| !Breakdown::EventType.metrics().contains(m))
+    {
         return Err(
-            "only the metric \"events\" is kept by event type; visitors, pageviews and visits by event:type are not pre-aggregated"
+            "only the metrics \"events\" and \"visitors\" are kept by event type; pageviews and visits by event:type are not pre-aggregated"
                 .into(),
         );
     }

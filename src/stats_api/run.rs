@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use arus_actors::read_model::{Merged, WindowStore};
 use arus_actors::window::Resolution;
+use arus_actors::window::VisitorUnion;
 use chrono::{SecondsFormat, TimeZone, Timelike};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
@@ -243,8 +244,9 @@ fn items(breakdown: Breakdown, merged: &Merged) -> Vec<(String, u64, u64)> {
 }
 
 /// A metric's value in a group, as Plausible rounds it: integers, but
-/// views per visit to two decimals.
-fn value(metric: Metric, merged: &Merged, events: u64) -> f64 {
+/// views per visit to two decimals. `events` and `visitors`: of the types
+/// a filter keeps.
+fn value(metric: Metric, merged: &Merged, events: u64, visitors: u64) -> f64 {
     let v = &merged.visits;
     let per_visit = |x: f64| {
         if v.visits == 0 {
@@ -255,7 +257,7 @@ fn value(metric: Metric, merged: &Merged, events: u64) -> f64 {
     };
     let seconds = |ms: Option<f64>| (ms.unwrap_or(0.0) / 1000.0).round();
     match metric {
-        Metric::Visitors => merged.visitors.estimate() as f64,
+        Metric::Visitors => visitors as f64,
         Metric::Pageviews => merged.pageviews as f64,
         Metric::Events => events as f64,
         Metric::Visits => v.visits as f64,
@@ -294,13 +296,24 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                 let mut dimensions = Vec::new();
                 label(&mut dimensions);
                 dimensions.push(json!(name));
-                // A breakdown has its one metric (see `Breakdown::metric`).
-                let values = vec![count as f64; q.metrics.len()];
+                // A breakdown's metrics (see `Breakdown::metrics`): its
+                // count, and for event types their visitors.
+                let values: Vec<f64> = q
+                    .metrics
+                    .iter()
+                    .map(|m| match m {
+                        Metric::Visitors => merged
+                            .type_visitors
+                            .get(&name)
+                            .map_or(0.0, |v| v.estimate() as f64),
+                        _ => count as f64,
+                    })
+                    .collect();
                 out.push(Row {
                     time,
                     item: Some(name),
                     dimensions,
-                    metrics: vec![json!(count); q.metrics.len()],
+                    metrics: values.iter().map(|x| json!(*x as u64)).collect(),
                     values,
                     bound,
                 });
@@ -313,9 +326,21 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
             {
                 continue;
             }
-            let events = match &q.types {
-                Some(types) => types.iter().filter_map(|t| merged.types.get(t)).sum(),
-                None => merged.events,
+            let (events, visitors) = match &q.types {
+                Some(types) => {
+                    // Distinct over the types: a user of two counts once.
+                    let mut union = VisitorUnion::default();
+                    for t in types {
+                        if let Some(v) = merged.type_visitors.get(t) {
+                            union.merge(v);
+                        }
+                    }
+                    (
+                        types.iter().filter_map(|t| merged.types.get(t)).sum(),
+                        union.estimate(),
+                    )
+                }
+                None => (merged.events, merged.visitors.estimate()),
             };
             // Page views of the pages a filter keeps: those the tables
             // hold (each within its bound; `normalize` allows only
@@ -336,7 +361,7 @@ fn rows(q: &Query, groups: &BTreeMap<i64, Merged>) -> Vec<Row> {
                 None => q
                     .metrics
                     .iter()
-                    .map(|m| value(*m, merged, events))
+                    .map(|m| value(*m, merged, events, visitors))
                     .collect(),
             };
             let mut dimensions = Vec::new();

@@ -38,6 +38,7 @@ struct Expected {
     pageviews: u64,
     visitors: BTreeSet<String>,
     types: BTreeMap<String, u64>,
+    type_visitors: BTreeMap<String, BTreeSet<String>>,
     pages: BTreeMap<String, u64>,
 }
 
@@ -77,6 +78,10 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
             let kind = types[rng.next(4) as usize];
             e.events += 1;
             *e.types.entry(kind.to_string()).or_default() += 1;
+            e.type_visitors
+                .entry(kind.to_string())
+                .or_default()
+                .insert(user.clone());
             batch.push(json!({"userId": user, "eventType": kind, "timestamp": iso(at)}));
         }
     }
@@ -106,6 +111,10 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
             e.events += 1;
             e.visitors.insert(late_user.into());
             *e.types.entry("purchase".into()).or_default() += 1;
+            e.type_visitors
+                .entry("purchase".into())
+                .or_default()
+                .insert(late_user.into());
         }
     }
     // Ten minutes ahead of now: refused at ingest, naming the field.
@@ -189,14 +198,35 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
             *by_type.entry(k.clone()).or_default() += v;
         }
     }
-    let (status, answer) = query(json!({"metrics": ["events"], "date_range": range, "dimensions": ["event:type"], "filters": [["is", "event:type", ["purchase", "login"]]], "order_by": [["event:type", "asc"]]})).await;
+    let mut visitors_by_type: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in per_minute.values() {
+        for (k, users) in &e.type_visitors {
+            visitors_by_type
+                .entry(k.clone())
+                .or_default()
+                .extend(users.iter().cloned());
+        }
+    }
+    let (status, answer) = query(json!({"metrics": ["events", "visitors"], "date_range": range, "dimensions": ["event:type"], "filters": [["is", "event:type", ["purchase", "login"]]], "order_by": [["event:type", "asc"]]})).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer["results"],
         json!([
-            {"dimensions": ["login"], "metrics": [by_type["login"]]},
-            {"dimensions": ["purchase"], "metrics": [by_type["purchase"]]},
+            {"dimensions": ["login"], "metrics": [by_type["login"], visitors_by_type["login"].len()]},
+            {"dimensions": ["purchase"], "metrics": [by_type["purchase"], visitors_by_type["purchase"].len()]},
         ])
+    );
+    // Distinct over the filtered types: a user of both counts once.
+    let either: BTreeSet<&String> = visitors_by_type["purchase"]
+        .iter()
+        .chain(&visitors_by_type["login"])
+        .collect();
+    assert!(either.len() < visitors_by_type["purchase"].len() + visitors_by_type["login"].len());
+    let (status, answer) = query(json!({"metrics": ["visitors", "events"], "date_range": range, "filters": [["is", "event:type", ["purchase", "login"]]]})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["results"],
+        json!([{"dimensions": [], "metrics": [either.len(), by_type["login"] + by_type["purchase"]]}])
     );
     // Page views of some pages: a total, and by page. Five pages, so no
     // table filled: exact, and the bounds say so.
@@ -309,7 +339,7 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
         ),
         (json!({"metrics": ["events"]}), "date_range is one of"),
         (
-            json!({"metrics": ["visitors"], "date_range": "24h", "filters": [["is", "event:type", ["purchase"]]]}),
+            json!({"metrics": ["pageviews"], "date_range": "24h", "filters": [["is", "event:type", ["purchase"]]]}),
             "not pre-aggregated",
         ),
         (

@@ -27,6 +27,8 @@ pub struct Merged {
     pub pageviews: u64,
     pub types: BTreeMap<String, u64>,
     pub visitors: VisitorUnion,
+    /// Visitors by event type.
+    pub type_visitors: BTreeMap<String, VisitorUnion>,
     /// Page views by page, the most read of each part.
     pub pages: TopKUnion,
     /// The visits that started in it.
@@ -44,6 +46,12 @@ impl Merged {
             *self.types.entry(name.clone()).or_default() += count;
         }
         self.visitors.add(&bucket.visitors);
+        for (name, visitors) in &bucket.type_visitors {
+            self.type_visitors
+                .entry(name.clone())
+                .or_default()
+                .add(visitors);
+        }
         if !bucket.pages.is_empty() {
             self.pages.add(&bucket.pages);
         }

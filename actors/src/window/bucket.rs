@@ -25,6 +25,10 @@ pub struct Bucket {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub types: BTreeMap<String, u64>,
     pub visitors: Visitors,
+    /// Visitors by `eventType` (at most one sketch per type: the types are
+    /// a closed list).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub type_visitors: BTreeMap<String, Visitors>,
     /// Page views by `url`, the most read (a page-views partition's).
     #[serde(default, skip_serializing_if = "TopK::is_empty")]
     pub pages: TopK,
@@ -38,6 +42,7 @@ impl Bucket {
             pageviews: 0,
             types: BTreeMap::new(),
             visitors: Visitors::new(lg_k),
+            type_visitors: BTreeMap::new(),
             pages: TopK::default(),
             as_of: NOTHING_APPLIED,
         }
@@ -56,6 +61,11 @@ impl Bucket {
                         self.types.insert(name.to_owned(), 1);
                     }
                 }
+                let lg_k = self.visitors.lg_k();
+                self.type_visitors
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Visitors::new(lg_k))
+                    .insert(&e.user_id);
             }
             Event::Page(p) => {
                 self.pageviews += 1;

@@ -102,6 +102,7 @@ fn kept_hours(ms: i64) -> String {
 pub fn run(q: &Query, store: &WindowStore, kept: Kept, now_ms: i64) -> Result<Answer, String> {
     let range = q.from_ms..q.to_ms;
     let mut groups: BTreeMap<i64, Merged> = BTreeMap::new();
+    let mut tiled_open: Vec<i64> = Vec::new();
     let resolution = match q.time {
         Some(asked) => {
             // UTC-aligned buckets serve a zone as they are when its offset
@@ -142,17 +143,29 @@ pub fn run(q: &Query, store: &WindowStore, kept: Kept, now_ms: i64) -> Result<An
             let mut finest = Resolution::Day;
             for (resolution, run) in tiles(&range, &kept, now_ms)? {
                 finest = finest.min(resolution);
+                // The one row's open buckets are the tiles' own.
+                tiled_open.extend(store.open_in(resolution, run.clone(), kept.grace_ms));
                 store.fold_into(resolution, run, kept.grace_ms, &mut groups, |_| q.from_ms);
             }
             groups.entry(q.from_ms).or_default();
             finest
         }
     };
-    let open_buckets = groups
-        .iter()
-        .filter(|(_, m)| m.open)
-        .map(|(start, _)| local_iso(q.timezone, *start))
-        .collect();
+    let open_buckets = match q.time {
+        Some(_) => groups
+            .iter()
+            .filter(|(_, m)| m.open)
+            .map(|(start, _)| local_iso(q.timezone, *start))
+            .collect(),
+        None => {
+            tiled_open.sort_unstable();
+            tiled_open.dedup();
+            tiled_open
+                .into_iter()
+                .map(|start| local_iso(q.timezone, start))
+                .collect()
+        }
+    };
     let mut rows = rows(q, &groups);
     sort(q, &mut rows);
     rows.truncate(q.limit);

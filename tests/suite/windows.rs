@@ -191,6 +191,13 @@ async fn minute_buckets_match_a_reference_and_late_events_are_left_out() {
         answer["results"],
         json!([{"dimensions": [], "metrics": [all_users.len(), pageviews, events]}])
     );
+    // Its open buckets are the tiles' own: the hour from t0 (the late
+    // user's partition has not passed its end), not the range's start.
+    let open = answer["meta"]["openBuckets"]
+        .as_array()
+        .expect("open buckets");
+    assert!(open.contains(&json!(iso(t0))), "{answer}");
+    assert!(!open.contains(&json!(iso(t0 - 5 * MINUTE))), "{answer}");
     // Events by type, filtered, and by hour in a zone 7 hours east.
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     for e in per_minute.values() {

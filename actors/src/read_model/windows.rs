@@ -150,6 +150,35 @@ impl WindowStore {
     /// of its buckets is: some partition's watermark (latest event time
     /// minus `grace_ms`) has not passed the bucket's end, so that partition
     /// may still add to it.
+    /// The starts of the `resolution` buckets in `starts` that may still
+    /// change (see [`Merged::open`]).
+    pub fn open_in(&self, resolution: Resolution, starts: Range<i64>, grace_ms: i64) -> Vec<i64> {
+        if starts.start >= starts.end {
+            return Vec::new();
+        }
+        let marks = read(&self.watermarks);
+        let range = (resolution, starts.start)..(resolution, starts.end);
+        let mut open: Vec<i64> = read(&self.buckets)
+            .range(range.clone())
+            .map(|((_, start), _)| *start)
+            .filter(|start| {
+                let end = start.saturating_add(resolution.ms());
+                marks
+                    .values()
+                    .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end)
+            })
+            .collect();
+        open.extend(
+            read(&self.visits)
+                .range(range)
+                .filter(|(_, parts)| parts.iter().any(|(_, b)| b.open > 0))
+                .map(|((_, start), _)| *start),
+        );
+        open.sort_unstable();
+        open.dedup();
+        open
+    }
+
     pub fn fold_into(
         &self,
         resolution: Resolution,

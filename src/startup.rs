@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::health::Health;
 use crate::http::{self, AppState};
-use crate::kafka::admin::provision_topics;
+use crate::kafka::admin::{provision_topics, TopicStatus};
 use crate::kafka::changelog_reader::ReadModelFeeder;
 use crate::kafka::consumer::driver::{ConsumerDriver, DriverParts};
 use crate::kafka::embedded::EmbeddedBroker;
@@ -70,14 +70,21 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let k = &settings.kafka;
         let health = Arc::new(Health::default());
+        let mut user_partitions = k.partitions;
         let (embedded, brokers) = if k.uses_embedded_broker() {
             let embedded = EmbeddedBroker::start(&settings)?;
             let brokers = embedded.bootstrap_servers();
             (Some(Rc::new(embedded)), brokers)
         } else {
-            provision_topics(&settings, &k.brokers)
+            let statuses = provision_topics(&settings, &k.brokers)
                 .await
                 .context("provisioning topics")?;
+            let users = k.topic_name(&k.topics.user_events);
+            if let Some((_, TopicStatus::Existing { partitions })) =
+                statuses.iter().find(|(name, _)| *name == users)
+            {
+                user_partitions = *partitions;
+            }
             (None, k.brokers.clone())
         };
         health.set_topics_ready(true);
@@ -106,6 +113,18 @@ impl Application {
         )
         .context("starting the read model")?;
 
+        // Bound before the consumer starts: the address other instances
+        // reach this one at (its ownership records) needs the port.
+        let listener = TcpListener::bind(&settings.http.bind)
+            .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
+        let port = listener.local_addr()?.port();
+        let settings = {
+            let mut with_address = settings.clone();
+            if with_address.http.advertised_url.is_empty() {
+                with_address.http.advertised_url = with_address.http.advertised_on(port);
+            }
+            with_address
+        };
         let shutdown = ShutdownHandle::default();
         let on_fatal = {
             let shutdown = shutdown.clone();
@@ -133,6 +152,7 @@ impl Application {
             settings: Arc::new(settings.clone()),
             brokers: brokers.clone(),
             instance_id: settings.instance_id.clone(),
+            user_partitions,
             group_id: k.group_id.clone(),
             user_topic: k.topic_name(&k.topics.user_events),
             page_topic: k.topic_name(&k.topics.page_views),
@@ -169,9 +189,6 @@ impl Application {
                 .filter_map(|p| arus_config::IpRange::parse(p))
                 .collect(),
         });
-        let listener = TcpListener::bind(&settings.http.bind)
-            .with_context(|| format!("binding http.bind {}", settings.http.bind))?;
-        let port = listener.local_addr()?.port();
         let workers = match settings.http.workers {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,

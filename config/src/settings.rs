@@ -96,6 +96,46 @@ pub struct HttpSettings {
     pub max_connections: usize,
     pub trusted_proxies: Vec<String>,
     pub cors_allowed_origins: Vec<String>,
+    /// This instance's address as the other instances reach it
+    /// (`http://host:port`); empty: `http://` and the bind address, its
+    /// unspecified host (`0.0.0.0`) as the machine's host name.
+    pub advertised_url: String,
+    /// How long a per-user query forwarded to the user's owner may take.
+    pub forward_timeout_ms: u64,
+}
+
+impl HttpSettings {
+    /// `advertised_url`, or when empty [`Self::advertised_on`] the bind
+    /// address's port.
+    pub fn advertised(&self) -> String {
+        if !self.advertised_url.is_empty() {
+            return self.advertised_url.trim_end_matches('/').to_string();
+        }
+        let port = self
+            .bind
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(3000);
+        self.advertised_on(port)
+    }
+
+    /// `http://`, the bind address's host (an unspecified one, `0.0.0.0`
+    /// or `[::]`, as this machine's host name: `HOSTNAME`, else
+    /// `/etc/hostname`, else `localhost`) and `port` (the port bound, when
+    /// the bind address asks for any).
+    pub fn advertised_on(&self, port: u16) -> String {
+        let host = self.bind.rsplit_once(':').map_or("", |(h, _)| h);
+        let host = match host {
+            "0.0.0.0" | "[::]" | "" => std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into()),
+            other => other.to_string(),
+        };
+        format!("http://{host}:{port}")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -105,6 +105,21 @@ impl Settings {
                 ));
             }
         }
+        let url = &http.advertised_url;
+        let plain = url.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && !rest.is_empty()
+                && !rest.contains(['/', '?', '#', ' '])
+        });
+        if !url.is_empty() && !plain {
+            return Err(invalid(
+                "http.advertised_url",
+                format!(
+                    "an address is scheme://host[:port] with no path, like \"http://arus-0.arus:3000\", or empty (got {url:?})"
+                ),
+            ));
+        }
+        at_least("http.forward_timeout_ms", http.forward_timeout_ms as i64, 1)?;
         for proxy in &http.trusted_proxies {
             if crate::IpRange::parse(proxy).is_none() {
                 return Err(invalid(

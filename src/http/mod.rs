@@ -13,6 +13,7 @@ mod lag;
 mod metrics;
 mod offsets;
 pub mod openapi;
+mod owner;
 mod query;
 pub mod rate_limit;
 pub mod request_metrics;

@@ -232,6 +232,8 @@ pub struct UserAnswer {
     #[schema(format = DateTime)]
     pub asOf: Option<String>,
     pub lag: i64,
+    /// The instance that answered: the owner of the user's partition.
+    pub answeredBy: String,
 }
 
 /// `POST /v1/query`: Plausible's Stats API v2 shape (see README).

@@ -1,12 +1,13 @@
 //! Queries over the read model. Every answer says how fresh it is: `asOf`,
 //! when the read model last changed, and `lag`, changelog records not yet in it.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use arus_actors::ConsumerStats;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::owner::Route;
 use super::AppState;
 use crate::error::ApiError;
 
@@ -157,12 +158,17 @@ pub async fn sessions(state: web::Data<AppState>) -> HttpResponse {
 
 #[utoipa::path(get, path = "/events/analytics/users/{user_id}", tag = "query",
     params(("user_id" = String, Path)),
-    responses((status = 200, description = "One user's activity", body = super::openapi::UserAnswer), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "One user's activity", body = super::openapi::UserAnswer), (status = 401, description = "A credential is needed", body = super::openapi::ErrorBody), (status = 403, description = "The credential is not valid here", body = super::openapi::ErrorBody), (status = 404, description = "Not found", body = super::openapi::ErrorBody), (status = 503, description = "The owner of the user's partition is restoring, not known yet, or did not answer (Retry-After)", body = super::openapi::ErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn user(
+    req: HttpRequest,
     state: web::Data<AppState>,
     user_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let forwarded = req.headers().contains_key(super::owner::FORWARDED_BY);
+    if let Route::Owner(owner) = super::owner::route(&state, &user_id, forwarded)? {
+        return super::owner::forward(&state, &req, &owner).await;
+    }
     let summary = state
         .read_model
         .user(&user_id)
@@ -174,6 +180,7 @@ pub async fn user(
         });
     body["asOf"] = as_of(&state);
     body["lag"] = json!(state.read_model.lag());
+    body["answeredBy"] = json!(state.instance_id);
     Ok(HttpResponse::Ok().json(body))
 }
 

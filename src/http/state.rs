@@ -14,6 +14,8 @@ pub struct AppState {
     pub settings: Arc<arus_config::Settings>,
     pub brokers: String,
     pub instance_id: String,
+    /// Partitions of the user-events topic (a user's partition number).
+    pub user_partitions: i32,
     pub group_id: String,
     pub user_topic: String,
     pub page_topic: String,

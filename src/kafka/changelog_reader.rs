@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use arus_actors::state::changelog;
+use arus_actors::state::owner::{self, Owner};
 use arus_actors::state::StateUpdate;
 use arus_actors::ReadModel;
 use arus_config::Settings;
@@ -163,6 +164,10 @@ pub fn restore(
         |low, _| low,
         limit,
         |message| {
+            // Ownership records are no partition's state.
+            if message.key().is_some_and(owner::is_owner_key) {
+                return;
+            }
             let key = message.key().unwrap_or_default().to_vec();
             match changelog::decode(message.key(), message.payload()) {
                 Ok(Some(update)) if keep(&update) => {
@@ -278,6 +283,17 @@ impl Feed<'_> {
                     // tombstones) are no query's
                     // business: not even decoded here.
                     Ok(m) if m.key().is_some_and(changelog::only_for_restore) => {}
+                    Ok(m) if m.key().is_some_and(owner::is_owner_key) => {
+                        let owner = m.payload().map(serde_json::from_slice::<Owner>);
+                        match (m.key().and_then(owner::owner_partition), owner) {
+                            (Some(p), None) => read_model.set_owner(p, None),
+                            (Some(p), Some(Ok(owner))) => read_model.set_owner(p, Some(owner)),
+                            _ => {
+                                health.unreadable_changelog_record();
+                                error!(partition = m.partition(), offset = m.offset(), "ownership record cannot be read; not ready until this is looked into")
+                            }
+                        }
+                    }
                     Ok(m) => match changelog::decode(m.key(), m.payload()) {
                         Ok(Some(update)) => read_model.apply(update),
                         // A deleted entry: expired eventIds (not held

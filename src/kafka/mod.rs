@@ -9,5 +9,6 @@ pub mod consumer;
 pub mod dead_letter_reader;
 pub mod embedded;
 pub mod offsets;
+pub mod partitioner;
 pub mod producer;
 pub mod records;

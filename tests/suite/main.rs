@@ -22,6 +22,7 @@ mod k8s;
 mod kafka_auth;
 mod lag;
 mod metrics;
+mod owners;
 mod partitioner;
 mod reset;
 mod retry;

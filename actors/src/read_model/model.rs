@@ -19,6 +19,7 @@ use crate::model::metric_kind::{EntryKind, MetricKind};
 use crate::model::source::SourcePartition;
 use crate::read_model::activity::ActivityIndex;
 use crate::read_model::windows::WindowStore;
+use crate::state::owner::Owner;
 use crate::state::{
     Counter, DeadLetterMark, Entry, PageStats, SessionState, StateUpdate, UserActivity,
 };
@@ -45,6 +46,8 @@ pub struct ReadModel {
     updates_applied: AtomicU64,
     updated_at_ms: AtomicI64,
     lag: AtomicI64,
+    /// Each partition number's owner, as the changelog last named it.
+    owners: DashMap<i32, Owner>,
 }
 
 /// Sessions summed over every user and partition.
@@ -185,6 +188,23 @@ pub struct UserSummary {
 impl ReadModel {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Partition `partition`'s owner record (`None`: deleted).
+    pub fn set_owner(&self, partition: i32, owner: Option<Owner>) {
+        match owner {
+            Some(owner) => {
+                self.owners.insert(partition, owner);
+            }
+            None => {
+                self.owners.remove(&partition);
+            }
+        }
+    }
+
+    /// Who the changelog last named as partition `partition`'s owner.
+    pub fn owner(&self, partition: i32) -> Option<Owner> {
+        self.owners.get(&partition).map(|o| o.value().clone())
     }
 
     pub fn apply(&self, update: StateUpdate) {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arus_actors::consume::dead_letter::DeadLetter;
 use arus_actors::consume::retry::RetryRecord;
 use arus_actors::state::changelog;
+use arus_actors::state::owner;
 use arus_actors::state::StateUpdate;
 use arus_config::Settings;
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -68,6 +69,9 @@ pub struct Outputs {
     pub dead_letters: Vec<(String, DeadLetter)>,
     /// Retry records, with the full name of their origin's input topic.
     pub retries: Vec<(String, RetryRecord)>,
+    /// Ownership records (see `arus_actors::state::owner`): partition and
+    /// value, to the changelog partition of that number.
+    pub owners: Vec<(i32, Vec<u8>)>,
 }
 
 impl Outputs {
@@ -76,6 +80,7 @@ impl Outputs {
             && self.deletes.is_empty()
             && self.dead_letters.is_empty()
             && self.retries.is_empty()
+            && self.owners.is_empty()
     }
 }
 
@@ -197,6 +202,15 @@ impl Committer {
             self.send(
                 BaseRecord::to(&self.topic)
                     .partition(partition)
+                    .key(key.as_str())
+                    .payload(value.as_slice()),
+            )?;
+        }
+        for (partition, value) in &outputs.owners {
+            let key = owner::owner_key(*partition);
+            self.send(
+                BaseRecord::to(&self.topic)
+                    .partition(*partition)
                     .key(key.as_str())
                     .payload(value.as_slice()),
             )?;

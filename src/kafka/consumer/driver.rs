@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use actix::ArbiterHandle;
 use arus_actors::model::source::{InputTopic, RawRecord, SourcePartition};
+use arus_actors::state::owner::Owner;
 use arus_actors::{ConsumerStats, ProcessBatch, Router};
 use arus_config::Settings;
 use futures::executor::block_on;
@@ -62,6 +63,20 @@ impl Assignment {
             .as_ref()
             .map(|p| p.assigned())
             .unwrap_or_default()
+    }
+
+    /// Whether this instance holds `partition` of `topic` with its state
+    /// restored (its records are being counted).
+    pub fn ready(&self, topic: InputTopic, partition: i32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|p| {
+                p.slots()
+                    .get(&SourcePartition::new(topic, partition))
+                    .is_some_and(|slot| slot.actor.is_some())
+            })
     }
 
     /// Whether this instance holds `partition` of `topic` now.
@@ -255,6 +270,10 @@ impl PollLoop {
             Duration::from_millis(settings.consumer.commit_interval_ms),
         );
         let (restored_tx, restored) = mpsc::channel();
+        let owner_record = serde_json::to_vec(&Owner {
+            instance: settings.instance_id.clone(),
+            url: settings.http.advertised(),
+        })?;
         let partitions = Arc::new(Partitions {
             topics: [
                 (user_topic, InputTopic::UserEvents),
@@ -276,6 +295,8 @@ impl PollLoop {
             aborts: Mutex::new(AbortStreak::default()),
             trace_links: Mutex::new(Vec::new()),
             restored: Mutex::new(restored_tx),
+            announce: Mutex::new(Vec::new()),
+            owner_record,
         });
         let consumer: BaseConsumer<DriverContext> =
             consumer_config.create_with_context(DriverContext {

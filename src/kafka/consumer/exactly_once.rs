@@ -87,6 +87,11 @@ pub(super) struct Partitions {
     /// When tracing: the consume spans of the records the next commit
     /// covers, which its span links to (at most [`MAX_COMMIT_LINKS`]).
     pub trace_links: Mutex<Vec<opentelemetry::trace::SpanContext>>,
+    /// Partition numbers restored since the last commit, whose ownership
+    /// record the next commit writes (see `arus_actors::state::owner`).
+    pub announce: Mutex<Vec<i32>>,
+    /// This instance's ownership record's value.
+    pub owner_record: Vec<u8>,
 }
 
 /// Most links one commit span carries; a commit of more traced records
@@ -235,8 +240,16 @@ impl Partitions {
     }
 
     pub fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
+        // Taken now: a commit that fails rolls back, and the restore that
+        // follows announces the partitions again.
+        let announced =
+            std::mem::take(&mut *self.announce.lock().unwrap_or_else(|p| p.into_inner()));
         let mut out = Outputs {
             updates: block_on(self.router.flush())?,
+            owners: announced
+                .into_iter()
+                .map(|p| (p, self.owner_record.clone()))
+                .collect(),
             ..Outputs::default()
         };
         let actors: Vec<_> = self

@@ -264,6 +264,15 @@ impl Partitions {
         }
         self.seek_restored(consumer, &resume_at, seek_to.as_deref(), done.rewind)?;
         consumer.resume(&self.tpl(&current))?;
+        self.announce
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(
+                current
+                    .iter()
+                    .filter(|s| s.topic == InputTopic::UserEvents)
+                    .map(|s| s.partition),
+            );
         info!(entries = restored, partitions = ?names(&current), "state restored from the changelog");
         if let Some((reset, done)) = answer {
             info!(partitions = ?names(&current), rebuild = reset.rebuild, entries_deleted = done.entries_deleted, "offsets reset");

@@ -271,7 +271,6 @@ impl TestApp {
             .await
     }
 
-    /// POST with one extra header.
     /// POSTs with a header (an admin or ingest key). Waits up to 90 s: an
     /// offset reset answers once its partitions' state is read again, which
     /// the server bounds by `consumer.restore_timeout_ms` (60 s) and a

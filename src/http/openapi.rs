@@ -234,6 +234,9 @@ pub struct UserAnswer {
     pub lag: i64,
     /// The instance that answered: the owner of the user's partition.
     pub answeredBy: String,
+    /// The user's partition number (`null`: a partitioner arus does not
+    /// compute).
+    pub partition: Option<i32>,
 }
 
 /// `POST /v1/query`: Plausible's Stats API v2 shape (see README).

@@ -33,13 +33,19 @@ pub enum Route {
     Owner(Owner),
 }
 
-/// Where `user_id`'s query is answered, or why it cannot be now.
-pub fn route(state: &AppState, user_id: &str, forwarded: bool) -> Result<Route, ApiError> {
-    let Some(partition) = partition_of(
+/// The user's partition number, as the producer puts the user's records
+/// (`None`: a partitioner arus does not compute).
+pub fn partition(state: &AppState, user_id: &str) -> Option<i32> {
+    partition_of(
         user_id,
         state.user_partitions,
         &state.settings.kafka.partitioner,
-    ) else {
+    )
+}
+
+/// Where `user_id`'s query is answered, or why it cannot be now.
+pub fn route(state: &AppState, user_id: &str, forwarded: bool) -> Result<Route, ApiError> {
+    let Some(partition) = partition(state, user_id) else {
         return Ok(Route::Here);
     };
     if state.assignment.ready(InputTopic::UserEvents, partition) {

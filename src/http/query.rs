@@ -181,6 +181,7 @@ pub async fn user(
     body["asOf"] = as_of(&state);
     body["lag"] = json!(state.read_model.lag());
     body["answeredBy"] = json!(state.instance_id);
+    body["partition"] = json!(super::owner::partition(&state, &user_id));
     Ok(HttpResponse::Ok().json(body))
 }
 

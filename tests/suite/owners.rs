@@ -128,6 +128,7 @@ async fn a_users_answer_comes_from_its_owner_through_any_instance() {
                 json!(held[p]),
                 "{user} on {p}: {answer}"
             );
+            assert_eq!(answer["partition"], json!(p), "{answer}");
             assert_eq!(answer["events"], json!(i + 1), "{answer}");
             answers.push(answer);
         }

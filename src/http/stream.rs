@@ -40,7 +40,7 @@ pub fn panels() -> Value {
         "minutes": {"metrics": ["visitors", "pageviews", "events"], "date_range": "1h", "dimensions": ["time:minute"], "order_by": [["time:minute", "asc"]]},
         "hours": {"metrics": ["visitors", "pageviews", "events"], "date_range": "24h", "dimensions": ["time:hour"], "order_by": [["time:hour", "asc"]]},
         "day": {"metrics": ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": "24h"},
-        "types": {"metrics": ["events"], "date_range": "24h", "dimensions": ["event:type"], "order_by": [["events", "desc"]]},
+        "types": {"metrics": ["events", "visitors"], "date_range": "24h", "dimensions": ["event:type"], "order_by": [["events", "desc"]]},
         "sources": {"metrics": ["visits"], "date_range": "24h", "dimensions": ["visit:source"], "order_by": [["visits", "desc"]], "limit": 10},
         "pages": {"metrics": ["pageviews"], "date_range": "24h", "dimensions": ["event:page"], "limit": 10},
     })

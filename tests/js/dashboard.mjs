@@ -67,6 +67,9 @@ try {
   }
   const texts = (id) => page.evaluate((id) => [...document.querySelectorAll("#" + id + " tr td.bar em")].map((e) => e.textContent), id);
   out.eventTypes = await texts("types");
+  // Each type's row as shown: type, events, visitors.
+  out.typeRows = await page.evaluate(() => [...document.querySelectorAll("#types tr")].slice(1)
+    .map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)));
   out.sources = await texts("sources");
   out.pages = await texts("pages");
   await page.screenshot({ path: screenshot, fullPage: true });

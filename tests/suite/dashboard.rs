@@ -40,6 +40,31 @@ async fn the_dashboard_shows_posted_events_with_the_query_apis_numbers() {
     let mut types: Vec<String> = serde_json::from_value(out["eventTypes"].clone()).expect("types");
     types.sort();
     assert_eq!(types, ["login", "purchase", "view"]);
+    // Events and visitors by type, as the query API answers them.
+    let (status, by_type) = app
+        .post(
+            "/v1/query",
+            &json!({"metrics": ["events", "visitors"], "date_range": "24h", "dimensions": ["event:type"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{by_type}");
+    let mut want: Vec<Vec<String>> = by_type["results"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            vec![
+                r["dimensions"][0].as_str().expect("a type").to_string(),
+                r["metrics"][0].to_string(),
+                r["metrics"][1].to_string(),
+            ]
+        })
+        .collect();
+    want.sort();
+    let mut shown: Vec<Vec<String>> =
+        serde_json::from_value(out["typeRows"].clone()).expect("type rows");
+    shown.sort();
+    assert_eq!(shown, want, "{out}");
     // The page views came with no referrer: one source; four pages.
     assert_eq!(out["sources"], json!(["Direct / None"]));
     let mut pages: Vec<String> = serde_json::from_value(out["pages"].clone()).expect("pages");

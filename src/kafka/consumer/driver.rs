@@ -38,6 +38,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::abort_streak::AbortStreak;
+pub use super::assignment::Assignment;
 use super::committer::Committer;
 use super::continuity::Continuity;
 use super::exactly_once::{Partitions, Slot};
@@ -49,45 +50,6 @@ use super::retry_hold::Offered;
 use crate::health::Health;
 use crate::kafka::{client_config, records};
 use crate::telemetry::propagation;
-
-/// The partitions this instance holds right now.
-#[derive(Clone)]
-pub struct Assignment(Arc<Mutex<Option<Arc<Partitions>>>>);
-
-impl Assignment {
-    /// As `topic/partition`, sorted.
-    pub fn partitions(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|p| p.assigned())
-            .unwrap_or_default()
-    }
-
-    /// Whether this instance holds `partition` of `topic` with its state
-    /// restored (its records are being counted).
-    pub fn ready(&self, topic: InputTopic, partition: i32) -> bool {
-        self.slot_is(topic, partition, |slot| slot.actor.is_some())
-    }
-
-    /// Whether this instance holds `partition` of `topic` now.
-    pub fn holds(&self, topic: InputTopic, partition: i32) -> bool {
-        self.slot_is(topic, partition, |_| true)
-    }
-
-    fn slot_is(&self, topic: InputTopic, partition: i32, test: impl Fn(&Slot) -> bool) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|p| {
-                p.slots()
-                    .get(&SourcePartition::new(topic, partition))
-                    .is_some_and(&test)
-            })
-    }
-}
 
 /// Pauses and resumes this instance's consumption. The instance stays in
 /// the group and keeps its partitions (nothing moves to another member);
@@ -164,7 +126,7 @@ impl ConsumerDriver {
     ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let consumption = Consumption::default();
-        let assignment = Assignment(Arc::new(Mutex::new(None)));
+        let assignment = Assignment::default();
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = {
             let settings = settings.clone();

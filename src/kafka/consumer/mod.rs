@@ -4,6 +4,7 @@
 //! ```text
 //! driver.rs        the poll loop on its own thread: batches to the partition actors,
 //!                  the commit barrier every interval, pause and resume
+//! assignment.rs  the partitions this instance holds, for the HTTP side
 //! exactly_once.rs  what the poll loop and the rebalance callbacks share: assignment,
 //!                  commit, rollback, restore, fencing, reset
 //! rebalance.rs     the rebalance callbacks: commit and release revoked, restore assigned
@@ -19,6 +20,7 @@
 //! ```
 
 mod abort_streak;
+mod assignment;
 pub mod committer;
 mod continuity;
 pub mod driver;

@@ -43,9 +43,15 @@ pub fn partition(state: &AppState, user_id: &str) -> Option<i32> {
     )
 }
 
-/// Where `user_id`'s query is answered, or why it cannot be now.
-pub fn route(state: &AppState, user_id: &str, forwarded: bool) -> Result<Route, ApiError> {
-    let Some(partition) = partition(state, user_id) else {
+/// Where the query of `user_id`, of `partition` (see [`partition`]), is
+/// answered, or why it cannot be now.
+pub fn route(
+    state: &AppState,
+    user_id: &str,
+    partition: Option<i32>,
+    forwarded: bool,
+) -> Result<Route, ApiError> {
+    let Some(partition) = partition else {
         return Ok(Route::Here);
     };
     if state.assignment.ready(InputTopic::UserEvents, partition) {

@@ -166,7 +166,8 @@ pub async fn user(
     user_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let forwarded = req.headers().contains_key(super::owner::FORWARDED_BY);
-    if let Route::Owner(owner) = super::owner::route(&state, &user_id, forwarded)? {
+    let partition = super::owner::partition(&state, &user_id);
+    if let Route::Owner(owner) = super::owner::route(&state, &user_id, partition, forwarded)? {
         return super::owner::forward(&state, &req, &owner).await;
     }
     let summary = state
@@ -181,7 +182,7 @@ pub async fn user(
     body["asOf"] = as_of(&state);
     body["lag"] = json!(state.read_model.lag());
     body["answeredBy"] = json!(state.instance_id);
-    body["partition"] = json!(super::owner::partition(&state, &user_id));
+    body["partition"] = json!(partition);
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -144,8 +144,13 @@ pub fn run(q: &Query, store: &WindowStore, kept: Kept, now_ms: i64) -> Result<An
             for (resolution, run) in tiles(&range, &kept, now_ms)? {
                 finest = finest.min(resolution);
                 // The one row's open buckets are the tiles' own.
-                tiled_open.extend(store.open_in(resolution, run.clone(), kept.grace_ms));
-                store.fold_into(resolution, run, kept.grace_ms, &mut groups, |_| q.from_ms);
+                tiled_open.extend(store.fold_into(
+                    resolution,
+                    run,
+                    kept.grace_ms,
+                    &mut groups,
+                    |_| q.from_ms,
+                ));
             }
             groups.entry(q.from_ms).or_default();
             finest
@@ -157,14 +162,11 @@ pub fn run(q: &Query, store: &WindowStore, kept: Kept, now_ms: i64) -> Result<An
             .filter(|(_, m)| m.open)
             .map(|(start, _)| local_iso(q.timezone, *start))
             .collect(),
-        None => {
-            tiled_open.sort_unstable();
-            tiled_open.dedup();
-            tiled_open
-                .into_iter()
-                .map(|start| local_iso(q.timezone, start))
-                .collect()
-        }
+        // Tiles are disjoint and come in order: their starts too.
+        None => tiled_open
+            .into_iter()
+            .map(|start| local_iso(q.timezone, start))
+            .collect(),
     };
     let mut rows = rows(q, &groups);
     sort(q, &mut rows);

@@ -150,35 +150,10 @@ impl WindowStore {
     /// of its buckets is: some partition's watermark (latest event time
     /// minus `grace_ms`) has not passed the bucket's end, so that partition
     /// may still add to it.
-    /// The starts of the `resolution` buckets in `starts` that may still
-    /// change (see [`Merged::open`]).
-    pub fn open_in(&self, resolution: Resolution, starts: Range<i64>, grace_ms: i64) -> Vec<i64> {
-        if starts.start >= starts.end {
-            return Vec::new();
-        }
-        let marks = read(&self.watermarks);
-        let range = (resolution, starts.start)..(resolution, starts.end);
-        let mut open: Vec<i64> = read(&self.buckets)
-            .range(range.clone())
-            .map(|((_, start), _)| *start)
-            .filter(|start| {
-                let end = start.saturating_add(resolution.ms());
-                marks
-                    .values()
-                    .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end)
-            })
-            .collect();
-        open.extend(
-            read(&self.visits)
-                .range(range)
-                .filter(|(_, parts)| parts.iter().any(|(_, b)| b.open > 0))
-                .map(|((_, start), _)| *start),
-        );
-        open.sort_unstable();
-        open.dedup();
-        open
-    }
-
+    /// Merges the `resolution` buckets starting in `starts` into `groups`
+    /// (each into the group `group` names for its start), and returns the
+    /// starts of those that may still change (see [`Merged::open`]),
+    /// ascending.
     pub fn fold_into(
         &self,
         resolution: Resolution,
@@ -186,9 +161,10 @@ impl WindowStore {
         grace_ms: i64,
         groups: &mut BTreeMap<i64, Merged>,
         group: impl Fn(i64) -> i64,
-    ) {
+    ) -> Vec<i64> {
+        let mut open = Vec::new();
         if starts.start >= starts.end {
-            return;
+            return open;
         }
         let marks = read(&self.watermarks);
         let buckets = read(&self.buckets);
@@ -200,9 +176,13 @@ impl WindowStore {
                 merged.add(bucket);
             }
             let end = start.saturating_add(resolution.ms());
-            merged.open |= marks
+            if marks
                 .values()
-                .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end);
+                .any(|m| m.max_event_ms.saturating_sub(grace_ms) < end)
+            {
+                merged.open = true;
+                open.push(*start);
+            }
         }
         let visits = read(&self.visits);
         for ((_, start), parts) in
@@ -211,8 +191,14 @@ impl WindowStore {
             let merged = groups.entry(group(*start)).or_default();
             for (_, bucket) in parts {
                 merged.visits.merge(bucket);
-                merged.open |= bucket.open > 0;
+            }
+            if parts.iter().any(|(_, b)| b.open > 0) {
+                merged.open = true;
+                open.push(*start);
             }
         }
+        open.sort_unstable();
+        open.dedup();
+        open
     }
 }
